@@ -1,0 +1,3 @@
+"""Sim2Real facial-expression recognition: synthetic faces in, real-photo accuracy out."""
+
+CLASSES: tuple[str, ...] = ("angry", "crying", "happy")
