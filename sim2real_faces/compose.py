@@ -1,0 +1,42 @@
+"""Compose ``conf/`` into ``params.yaml`` exactly as ``dvc exp run`` does (DVC's Hydra integration).
+
+``python -m sim2real_faces.compose [override ...]``, e.g. ``profile=tiny``; no overrides gives the
+committed ``params.yaml``.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+CONF_DIR = Path("conf")
+
+
+def compose(overrides: list[str] | None = None, conf_dir: Path = CONF_DIR) -> dict[str, Any]:
+    """Return the composed config as plain data."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "params.yaml"
+        write_params(out, overrides, conf_dir)
+        return yaml.safe_load(out.read_text())
+
+
+def write_params(output: Path, overrides: list[str] | None = None, conf_dir: Path = CONF_DIR) -> None:
+    """Write the composition to ``output`` with DVC's own composer, so the bytes match ``dvc exp run``."""
+    from dvc.utils.hydra import compose_and_dump
+
+    compose_and_dump(output, str(conf_dir.resolve()), None, "config", str(conf_dir.resolve()), overrides or [])
+
+
+def main() -> None:
+    """Recompose params.yaml from conf/."""
+    write_params(Path("params.yaml"), sys.argv[1:])
+    print("params.yaml composed from conf/" + (f" with {sys.argv[1:]}" if sys.argv[1:] else ""))
+
+
+if __name__ == "__main__":
+    main()
