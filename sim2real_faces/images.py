@@ -1,0 +1,100 @@
+"""Reading photos of any common kind into RGB uint8 arrays, with clear errors for bad files.
+
+Decoding goes through Pillow, which reads the header before the pixels (so an absurdly large image
+is refused before it is decoded) and reports truncated files instead of returning half-grey images.
+Conversions, all deterministic:
+
+- EXIF orientation is applied (as ``cv2.imread`` and therefore OpenFace do);
+- grayscale, palette, CMYK, YCbCr and 1-bit images become RGB;
+- an alpha channel is dropped (OpenFace's ``cv::imread`` does the same), it is not composited;
+- 16-bit images are reduced to 8 bits (value / 257, rounded), never rescaled by their own range.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+DEFAULT_MAX_PIXELS = 100_000_000
+"""Images with more pixels (width x height) than this are refused before decoding (about 300 MB as RGB)."""
+
+IMAGE_SUFFIXES: frozenset[str] = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"})
+"""File suffixes (lower case) treated as images when scanning folders."""
+
+_SIXTEEN_BIT_MODES = frozenset({"I;16", "I;16L", "I;16B", "I;16N", "I"})
+
+
+class ImageReadError(ValueError):
+    """A file cannot be used as an image; the message names the file and what to do about it."""
+
+
+def is_image_file(path: Path | str) -> bool:
+    """True when ``path`` has one of :data:`IMAGE_SUFFIXES` (case-insensitive); the content is not checked."""
+    return Path(path).suffix.lower() in IMAGE_SUFFIXES
+
+
+def read_image(path: Path | str, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """Read ``path`` as an RGB uint8 array of shape (H, W, 3).
+
+    Raises :class:`ImageReadError` for a missing file, a file that is not an image (whatever its
+    suffix), a corrupt or truncated image, an unsupported pixel format, or an image with more than
+    ``max_pixels`` pixels.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ImageReadError(f"{path}: no such file. Check the path (or the manifest row that names it).")
+    try:
+        with warnings.catch_warnings():
+            # Our own max_pixels check below replaces Pillow's decompression-bomb warning.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(path)
+    except UnidentifiedImageError as error:
+        raise ImageReadError(
+            f"{path}: not an image in a format Pillow can read (empty, a different kind of file with an "
+            f"image suffix, or a damaged header). Replace it with a PNG/JPEG photo or remove it."
+        ) from error
+    except Image.DecompressionBombError as error:
+        raise ImageReadError(
+            f"{path}: too large to decode safely ({error}); the limit here is {max_pixels:,} pixels "
+            f"(param face.max_pixels) and Pillow refuses twice its own limit. Downscale the photo."
+        ) from error
+    except OSError as error:
+        raise ImageReadError(f"{path}: cannot open ({error}). Replace or remove the file.") from error
+    with image:
+        width, height = image.size
+        if width * height > max_pixels:
+            raise ImageReadError(
+                f"{path}: {width}x{height} = {width * height:,} pixels is more than the limit of "
+                f"{max_pixels:,} (param face.max_pixels). Downscale the photo (a face needs far fewer "
+                f"pixels) or raise face.max_pixels."
+            )
+        if width == 0 or height == 0:
+            raise ImageReadError(f"{path}: the image has no pixels ({width}x{height}). Replace or remove it.")
+        try:
+            image.load()
+            image = ImageOps.exif_transpose(image)
+            return _to_rgb8(image, path)
+        except ImageReadError:
+            raise
+        except Exception as error:  # Pillow raises OSError, SyntaxError, ValueError, zlib/struct errors
+            raise ImageReadError(
+                f"{path}: the image data is corrupt or truncated ({type(error).__name__}: {error}). "
+                f"Copy or export the file again, or remove it."
+            ) from error
+
+
+def _to_rgb8(image: Image.Image, path: Path) -> np.ndarray:
+    """Convert a loaded Pillow image of any supported mode to RGB uint8 (see module docstring)."""
+    if image.mode in _SIXTEEN_BIT_MODES:
+        values = np.asarray(image).astype(np.float64)
+        gray = np.clip(np.rint(values / 257.0), 0, 255).astype(np.uint8)
+        return np.ascontiguousarray(np.repeat(gray[:, :, None], 3, axis=2))
+    if image.mode == "F":
+        raise ImageReadError(
+            f"{path}: floating-point pixels (mode F) have no defined 0-255 range. Export it as 8- or 16-bit."
+        )
+    rgb = image if image.mode == "RGB" else image.convert("RGB")
+    return np.ascontiguousarray(np.asarray(rgb, dtype=np.uint8))
