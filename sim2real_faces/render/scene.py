@@ -1,0 +1,283 @@
+"""One synthetic frame: sample every randomizer from the frame's seed, pose the head, render.
+
+Sampling (:func:`sample_frame`) is pure numpy and cheap, so tests can check the bounds of thousands
+of samples without a GL context; drawing (:class:`SceneRenderer`) needs an EGL context and so runs
+only in rendering worker processes (never beside MediaPipe).
+
+Seeds: the frame's seed (a uint32, written to the metadata) seeds a ``numpy.random.SeedSequence``
+whose children, spawned in a fixed order, feed one randomizer each. Adding a randomizer at the end
+of the list therefore leaves every earlier randomizer's values unchanged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+from scipy.spatial.transform import Rotation
+
+from sim2real_faces.render import gl
+from sim2real_faces.render.randomizers import (
+    BackgroundParams,
+    BackgroundSample,
+    CameraParams,
+    HeadRotationParams,
+    LightParams,
+    PlacementParams,
+    PostParams,
+    RandomizerParamsError,
+    apply_post,
+    head_rotation_matrix,
+    light_arrays,
+    sample_background,
+    sample_head_rotation,
+    sample_lights,
+    sample_placement,
+    sample_post,
+    validate_all,
+)
+from sim2real_faces.render.shapes import unit_shape
+
+# Child streams of a frame's SeedSequence, in this order (append new ones at the end).
+STREAMS = ("expression", "background", "placement", "head", "lights", "post", "tears")
+
+
+@dataclass(frozen=True)
+class TearsParams:
+    """Glossy tear streaks below the eyes of crying faces (section ``generate.tears``).
+
+    ``probability`` is the chance that a crying frame gets tears; ``length_dm`` the streak length
+    down the cheek and ``width_dm`` its width, both drawn per frame.
+    """
+
+    classes: tuple[str, ...] = ("crying",)
+    probability: float = 0.0
+    length_dm: tuple[float, float] = (0.4, 0.9)
+    width_dm: tuple[float, float] = (0.03, 0.06)
+
+    def validate(self, where: str = "generate.tears") -> None:
+        if not 0.0 <= self.probability <= 1.0:
+            raise RandomizerParamsError(
+                f"params '{where}.probability' = {self.probability} must be in [0, 1]."
+            )
+        for key in ("length_dm", "width_dm"):
+            lo, hi = getattr(self, key)
+            if lo > hi or lo <= 0:
+                raise RandomizerParamsError(
+                    f"params '{where}.{key}' = {[lo, hi]} must be [min, max] with 0 < min <= max."
+                )
+
+
+@dataclass(frozen=True)
+class SceneParams:
+    """Everything a frame needs besides the human: size, anti-aliasing and the randomizers."""
+
+    width: int = 1792
+    height: int = 1267
+    msaa: int = 4  # samples on the head pass (the background pass is single-sampled)
+    background: BackgroundParams = field(default_factory=BackgroundParams)
+    placement: PlacementParams = field(default_factory=PlacementParams)
+    head: HeadRotationParams = field(default_factory=HeadRotationParams)
+    lights: LightParams = field(default_factory=LightParams)
+    camera: CameraParams = field(default_factory=CameraParams)
+    post: PostParams = field(default_factory=PostParams)
+    tears: TearsParams = field(default_factory=TearsParams)
+
+    def validate(self, where: str = "generate") -> None:
+        if self.width < 16 or self.height < 16:
+            raise RandomizerParamsError(
+                f"params '{where}.width/height' = {self.width}x{self.height}: both >= 16."
+            )
+        if self.msaa not in (0, 1, 2, 4, 8):
+            raise RandomizerParamsError(f"params '{where}.msaa' = {self.msaa}; choose 0, 2, 4 or 8.")
+        validate_all(
+            self.background, self.placement, self.head, self.lights, self.camera, self.post, where=where
+        )
+        self.tears.validate(f"{where}.tears")
+
+
+@dataclass(frozen=True)
+class FrameJob:
+    """What to render: the output file, the class, the identity (index into the identity list), the seed."""
+
+    index: int
+    file: str
+    class_name: str
+    identity: int
+    seed: int
+
+
+@dataclass
+class FrameSample:
+    """Every sampled value of one frame (flat, for the metadata) and the background's instances."""
+
+    values: dict[str, Any]
+    background: BackgroundSample
+
+
+def frame_seed(root_seed: int, class_index: int, index_in_class: int) -> int:
+    """The uint32 seed of image ``index_in_class`` of class ``class_index`` under the root seed.
+
+    Keyed by (class, index) so that asking for more images per class keeps the first ones unchanged.
+    """
+    ss = np.random.SeedSequence(int(root_seed), spawn_key=(0x5CE7E, int(class_index), int(index_in_class)))
+    return int(ss.generate_state(1, dtype=np.uint32)[0])
+
+
+def stream_rngs(seed: int) -> dict[str, np.random.Generator]:
+    """One numpy Generator per randomizer stream, spawned from the frame's seed in a fixed order."""
+    children = np.random.SeedSequence(int(seed)).spawn(len(STREAMS))
+    return {name: np.random.default_rng(child) for name, child in zip(STREAMS, children, strict=True)}
+
+
+def sample_frame(
+    job: FrameJob,
+    params: SceneParams,
+    presets: Sequence[str],
+    intensity: tuple[float, float],
+) -> FrameSample:
+    """Draw every random value of a frame (expression preset and intensity included); no GL needed."""
+    rngs = stream_rngs(job.seed)
+    if not presets:
+        raise RandomizerParamsError(
+            f"class {job.class_name!r} has no expression presets; list some in params."
+        )
+    r = rngs["expression"]
+    values: dict[str, Any] = {
+        "expression": presets[int(r.integers(0, len(presets)))],
+        "intensity": float(r.uniform(*intensity)),
+    }
+    placement = sample_placement(params.placement, rngs["placement"])
+    values.update(placement)
+    half_h = placement["view_height_dm"] / 2
+    half_w = half_h * params.width / params.height
+    # The background's placement depends only on its own stream and the view size (not on the head).
+    background = sample_background(params.background, rngs["background"], (0.0, 0.0, 0.0), (half_w, half_h))
+    values.update(background.values)
+    values.update(sample_head_rotation(params.head, rngs["head"]))
+    values.update(sample_lights(params.lights, rngs["lights"]))
+    values.update(sample_post(params.post, rngs["post"]))
+    t = rngs["tears"]
+    draw, length, width = t.random(), t.uniform(*params.tears.length_dm), t.uniform(*params.tears.width_dm)
+    has_tears = job.class_name in params.tears.classes and draw < params.tears.probability
+    values.update(
+        {
+            "tears": int(has_tears),
+            "tears_length_dm": float(length) if has_tears else 0.0,
+            "tears_width_dm": float(width) if has_tears else 0.0,
+        }
+    )
+    return FrameSample(values, background)
+
+
+# ------------------------------------------------------------------------------------------ drawing
+
+
+class PosableHuman(Protocol):
+    """What the scene needs from a human (sim2real_faces.makehuman.Human)."""
+
+    neck_pivot: np.ndarray
+    eye_center: np.ndarray
+
+    def pose(self, preset_weights: dict[str, float], intensity: float) -> list[Any]: ...
+
+
+def rotate_about_neck(
+    points: np.ndarray,
+    rotation: np.ndarray,
+    pivot: np.ndarray,
+    blend_dm: float,
+    rest_y: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Rotate points about ``pivot``; below the pivot the rotation fades out over ``blend_dm``.
+
+    Returns (rotated points, per-point Rotation objects' rotvecs) so normals can follow.
+    ``rest_y`` (default: the points' own y) decides each point's weight.
+    """
+    y = points[:, 1] if rest_y is None else rest_y
+    if blend_dm > 0:
+        t = np.clip((y - (pivot[1] - blend_dm)) / blend_dm, 0.0, 1.0)
+        weight = t * t * (3 - 2 * t)
+    else:
+        weight = np.ones(len(points))
+    rotvec = Rotation.from_matrix(rotation).as_rotvec()
+    rots = Rotation.from_rotvec(weight[:, None] * rotvec[None, :])
+    return rots.apply(points - pivot) + pivot, rots
+
+
+def part_to_draw(part: Any, rotation: np.ndarray, pivot: np.ndarray, blend_dm: float) -> gl.DrawMesh:
+    """A MakeHuman mesh part (vertices, normals, triangles, albedo, specular, shininess) -> DrawMesh."""
+    vertices = np.asarray(part.vertices, dtype=np.float64)
+    normals = np.asarray(part.normals, dtype=np.float64)
+    moved, rots = rotate_about_neck(vertices, rotation, pivot, blend_dm)
+    albedo = np.asarray(part.albedo, dtype=np.float32)
+    colors = gl.srgb_to_linear(albedo if albedo.ndim == 2 else np.broadcast_to(albedo, vertices.shape))
+    return gl.DrawMesh(
+        vertices=moved.astype(np.float32),
+        normals=rots.apply(normals).astype(np.float32),
+        colors=np.ascontiguousarray(colors, dtype=np.float32),
+        triangles=np.asarray(part.triangles, dtype=np.int32),
+        specular=float(getattr(part, "specular", 0.1)),
+        shininess=float(getattr(part, "shininess", 20.0)),
+    )
+
+
+class SceneRenderer:
+    """Renders frames of one size; owns the process's GL context. Create it only in a rendering process."""
+
+    def __init__(self, params: SceneParams) -> None:
+        self.params = params
+        self.renderer = gl.Renderer(params.width, params.height, samples=params.msaa)
+
+    def render(
+        self,
+        human: PosableHuman,
+        preset_weights: dict[str, float],
+        sample: FrameSample,
+        tears: Any = None,
+    ) -> np.ndarray:
+        """Pose and draw ``human`` with the sampled scene; returns RGB uint8 (height, width, 3)."""
+        p, v = self.params, sample.values
+        parts = human.pose(preset_weights, v["intensity"])
+        pivot = np.asarray(human.neck_pivot, dtype=np.float64)
+        eye = np.asarray(human.eye_center, dtype=np.float64)
+        rotation = head_rotation_matrix(v)
+        meshes = [part_to_draw(part, rotation, pivot, p.head.neck_blend_dm) for part in parts]
+        if tears is not None:
+            meshes.extend(tears(parts, v, rotation, pivot, p.head.neck_blend_dm))
+        eye_rot = rotation @ (eye - pivot) + pivot
+        half_h = v["view_height_dm"] / 2
+        half_w = half_h * p.width / p.height
+        target = eye_rot - np.array([v["place_x"] * half_w, v["place_y"] * half_h, 0.0])
+        camera = gl.Camera(
+            target=tuple(float(x) for x in target),
+            half_height=half_h,
+            projection=p.camera.projection,
+            fov_deg=p.camera.fov_deg,
+        )
+        directions, colors, ambient = light_arrays(v)
+        lighting = gl.Lighting(
+            directions, colors, ambient, exposure=p.lights.exposure, tonemap=p.lights.tonemap
+        )
+        shapes = []
+        for name, inst in sample.background.instances:  # nearest layer first
+            moved = inst.copy()
+            moved[:, 0:3] += target.astype(np.float32)  # the wall was sampled around the origin
+            vertices, normals, triangles = unit_shape(name)
+            shapes.append(gl.ShapeInstances(vertices, normals, triangles, moved))
+        image = self.renderer.render(camera, lighting, meshes, shapes)
+        return apply_post(image, v)
+
+    def release(self) -> None:
+        self.renderer.release()
+
+
+def metadata_row(job: FrameJob, identity: Mapping[str, Any], sample: FrameSample) -> dict[str, Any]:
+    """The metadata row of one frame: file, class, identity columns, every sampled value, seed."""
+    row: dict[str, Any] = {"file": job.file, "class": job.class_name}
+    row.update(identity)
+    row.update(sample.values)
+    row["seed"] = job.seed
+    return row
