@@ -83,15 +83,15 @@ def analyse(
 
     work = Path(tempfile.mkdtemp(prefix="openface-"))
     table = openface_table(paths, params.openface, work, workers=params.workers)
+    table["aligned"] = table["aligned"].fillna("") if "aligned" in table.columns else ""
     crop_of = dict(zip(paths, crop_paths, strict=True))
     size = int(face_params.crop_size)
-    crops: dict[str, str] = {}
+    table["crop"] = ""
     for file, rows in table.groupby("file", sort=False):
-        best = rows[rows["status"] == "ok"].head(1)
+        best = rows[rows["status"] == "ok"].head(1)  # rows come most confident first
         if len(best) and best["aligned"].iloc[0]:
             write_crop(best["aligned"].iloc[0], crop_of[file], size)
-            crops[file] = str(crop_of[file])
-    table["crop"] = table["file"].map(crops).fillna("")
+            table.loc[best.index[0], "crop"] = str(crop_of[file])
     shutil.rmtree(work)  # kept on error: its openface.log files are named in the message
     return table.drop(columns=["aligned"])
 
