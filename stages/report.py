@@ -1,0 +1,59 @@
+"""Stage ``report``: summary metrics, plot data and figures, and the README results table.
+
+Reads ``metrics/eval/<model>_<domain>.json`` for every model and domain of params ``evaluate``.
+Writes ``metrics/summary.json`` (model -> domain -> accuracy, loss, macro_f1, accuracy_ci, n,
+n_detected, accuracy_detected), ``plots/sim_vs_real.json`` (list of records for one bar chart),
+``plots/sim_vs_real.png`` and ``plots/confusion_png/<model>_<domain>.png`` for people, and the
+results table (like the study's Tables 3-4, its figures beside ours) into ``README.md`` between
+``<!-- results:start -->`` and ``<!-- results:end -->``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from sim2real_faces.evaluation import EvaluateParams
+from sim2real_faces.params import load_params, load_section
+from sim2real_faces.paths import METRICS, PLOTS
+from sim2real_faces.report import (
+    MODEL_LABELS,
+    load_evaluations,
+    plot_confusion,
+    plot_sim_vs_real,
+    results_table,
+    sim_vs_real_records,
+    summarize,
+    write_readme_table,
+)
+
+EVAL_METRICS = METRICS / "eval"
+SUMMARY = METRICS / "summary.json"
+SIM_VS_REAL = PLOTS / "sim_vs_real.json"
+SIM_VS_REAL_PNG = PLOTS / "sim_vs_real.png"
+CONFUSION_PNG = PLOTS / "confusion_png"
+README = Path("README.md")
+
+
+def main() -> None:
+    params = load_params()
+    eval_params = load_section(EvaluateParams, "evaluate", params)
+    evaluations = load_evaluations(EVAL_METRICS, eval_params.models, eval_params.domains)
+    summary = summarize(evaluations)
+    SUMMARY.parent.mkdir(parents=True, exist_ok=True)
+    SUMMARY.write_text(json.dumps(summary, indent=2) + "\n")
+    PLOTS.mkdir(parents=True, exist_ok=True)
+    SIM_VS_REAL.write_text(json.dumps(sim_vs_real_records(summary), indent=2) + "\n")
+    plot_sim_vs_real(summary, SIM_VS_REAL_PNG)
+    for model, domains in evaluations.items():
+        for domain, metrics in domains.items():
+            title = f"{MODEL_LABELS.get(model, model)}, {domain}"
+            plot_confusion(metrics, title, CONFUSION_PNG / f"{model}_{domain}.png")
+    table = results_table(evaluations, profile=str(params.get("profile_name", "default")))
+    changed = write_readme_table(README, table)
+    print(table)
+    print(f"{README} results table {'updated' if changed else 'unchanged'}; summary in {SUMMARY}")
+
+
+if __name__ == "__main__":
+    main()
