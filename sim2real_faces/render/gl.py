@@ -93,6 +93,7 @@ out vec4 f_color;
 uniform float u_spec;
 uniform float u_shininess;
 uniform float u_backface;   // brightness factor of back faces
+uniform float u_opacity;
 """
     + _COMMON_FS
     + """
@@ -101,7 +102,7 @@ void main() {
     float k = 1.0;
     if (!gl_FrontFacing) { n = -n; k = u_backface; }
     vec3 c = shade(v_color, n, v_pos, u_spec, u_shininess) * k;
-    f_color = vec4(to_display(c), 1.0);
+    f_color = vec4(to_display(c), u_opacity);
 }
 """
 )
@@ -297,6 +298,7 @@ class DrawMesh:
     specular: float = 0.1
     shininess: float = 20.0
     backface: float = 0.15
+    opacity: float = 1.0  # < 1: drawn after the opaque meshes, blended, without depth writes
 
 
 @dataclass
@@ -468,9 +470,22 @@ class Renderer:
             self.ms_fbo.clear(0.0, 0.0, 0.0, 0.0, depth=1.0)
         prog = self.mesh_prog
         self._set_common(prog, camera, lighting)
-        for k, mesh in enumerate(meshes):
+        opaque = [m for m in meshes if m.opacity >= 1.0]
+        transparent = [m for m in meshes if m.opacity < 1.0]
+        for k, mesh in enumerate(opaque + transparent):
             if len(mesh.triangles) == 0:
                 continue
+            if k == len(opaque):
+                ctx.enable(moderngl.BLEND)
+                # colour: over; alpha: accumulate coverage (premultiplied output for the composite)
+                ctx.blend_func = (
+                    moderngl.SRC_ALPHA,
+                    moderngl.ONE_MINUS_SRC_ALPHA,
+                    moderngl.ONE,
+                    moderngl.ONE_MINUS_SRC_ALPHA,
+                )
+                ctx.depth_mask = False
+            prog["u_opacity"].value = float(mesh.opacity)
             vbo, _ = self._buffer(f"mv{k}", np.c_[mesh.vertices, mesh.normals, mesh.colors])
             ibo, _ = self._buffer(f"mi{k}", mesh.triangles.astype(np.int32))
             prog["u_spec"].value = float(mesh.specular)
@@ -485,6 +500,8 @@ class Renderer:
             )
             vao.render(moderngl.TRIANGLES, vertices=mesh.triangles.size)
             vao.release()
+        ctx.depth_mask = True
+        ctx.disable(moderngl.BLEND)
 
         if self.samples:
             ctx.copy_framebuffer(self.fg_fbo, self.ms_fbo)  # resolve: colour x coverage, alpha = coverage

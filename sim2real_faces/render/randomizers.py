@@ -227,8 +227,8 @@ class PlacementParams:
     """
 
     x: Range = (-0.25, 0.25)
-    y: Range = (-0.15, 0.2)
-    view_height: Range = (4.0, 5.5)
+    y: Range = (-0.1, 0.2)
+    view_height: Range = (3.2, 4.5)
 
     def validate(self, where: str = "generate.placement") -> None:
         _check_range(f"{where}.x", self.x, -0.8, 0.8)
@@ -302,7 +302,7 @@ class LightParams:
     azimuth_deg: Range = (45.0, 60.0)
     elevation_deg: Range = (15.0, 50.0)
     ambient: Range = (0.05, 0.2)  # grey ambient light, linear
-    exposure: float = 1.0
+    exposure: float = 0.5  # camera exposure: scales the linear radiance before the tone curve
     tonemap: Literal["aces", "clamp"] = "aces"
 
     def validate(self, where: str = "generate.lights") -> None:

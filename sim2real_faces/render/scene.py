@@ -11,7 +11,7 @@ of the list therefore leaves every earlier randomizer's values unchanged.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -41,33 +41,7 @@ from sim2real_faces.render.randomizers import (
 from sim2real_faces.render.shapes import unit_shape
 
 # Child streams of a frame's SeedSequence, in this order (append new ones at the end).
-STREAMS = ("expression", "background", "placement", "head", "lights", "post", "tears")
-
-
-@dataclass(frozen=True)
-class TearsParams:
-    """Glossy tear streaks below the eyes of crying faces (section ``generate.tears``).
-
-    ``probability`` is the chance that a crying frame gets tears; ``length_dm`` the streak length
-    down the cheek and ``width_dm`` its width, both drawn per frame.
-    """
-
-    classes: tuple[str, ...] = ("crying",)
-    probability: float = 0.0
-    length_dm: tuple[float, float] = (0.4, 0.9)
-    width_dm: tuple[float, float] = (0.03, 0.06)
-
-    def validate(self, where: str = "generate.tears") -> None:
-        if not 0.0 <= self.probability <= 1.0:
-            raise RandomizerParamsError(
-                f"params '{where}.probability' = {self.probability} must be in [0, 1]."
-            )
-        for key in ("length_dm", "width_dm"):
-            lo, hi = getattr(self, key)
-            if lo > hi or lo <= 0:
-                raise RandomizerParamsError(
-                    f"params '{where}.{key}' = {[lo, hi]} must be [min, max] with 0 < min <= max."
-                )
+STREAMS = ("expression", "background", "placement", "head", "lights", "post")
 
 
 @dataclass(frozen=True)
@@ -83,7 +57,6 @@ class SceneParams:
     lights: LightParams = field(default_factory=LightParams)
     camera: CameraParams = field(default_factory=CameraParams)
     post: PostParams = field(default_factory=PostParams)
-    tears: TearsParams = field(default_factory=TearsParams)
 
     def validate(self, where: str = "generate") -> None:
         if self.width < 16 or self.height < 16:
@@ -95,7 +68,6 @@ class SceneParams:
         validate_all(
             self.background, self.placement, self.head, self.lights, self.camera, self.post, where=where
         )
-        self.tears.validate(f"{where}.tears")
 
 
 @dataclass(frozen=True)
@@ -132,22 +104,20 @@ def stream_rngs(seed: int) -> dict[str, np.random.Generator]:
     return {name: np.random.default_rng(child) for name, child in zip(STREAMS, children, strict=True)}
 
 
-def sample_frame(
-    job: FrameJob,
-    params: SceneParams,
-    presets: Sequence[str],
-    intensity: tuple[float, float],
-) -> FrameSample:
-    """Draw every random value of a frame (expression preset and intensity included); no GL needed."""
+def sample_frame(job: FrameJob, params: SceneParams, expressions: Any) -> FrameSample:
+    """Draw every random value of a frame; no GL needed.
+
+    ``expressions`` is the ``ExpressionParams`` of section ``expressions``: its sampler draws the
+    preset, the intensity and the tears flag of the frame's class from the frame's expression stream.
+    """
+    from sim2real_faces.makehuman import sample_expression
+
     rngs = stream_rngs(job.seed)
-    if not presets:
-        raise RandomizerParamsError(
-            f"class {job.class_name!r} has no expression presets; list some in params."
-        )
-    r = rngs["expression"]
+    choice = sample_expression(expressions, job.class_name, rngs["expression"])
     values: dict[str, Any] = {
-        "expression": presets[int(r.integers(0, len(presets)))],
-        "intensity": float(r.uniform(*intensity)),
+        "expression": choice.preset,
+        "intensity": float(choice.intensity),
+        "tears": int(choice.tears),
     }
     placement = sample_placement(params.placement, rngs["placement"])
     values.update(placement)
@@ -159,16 +129,6 @@ def sample_frame(
     values.update(sample_head_rotation(params.head, rngs["head"]))
     values.update(sample_lights(params.lights, rngs["lights"]))
     values.update(sample_post(params.post, rngs["post"]))
-    t = rngs["tears"]
-    draw, length, width = t.random(), t.uniform(*params.tears.length_dm), t.uniform(*params.tears.width_dm)
-    has_tears = job.class_name in params.tears.classes and draw < params.tears.probability
-    values.update(
-        {
-            "tears": int(has_tears),
-            "tears_length_dm": float(length) if has_tears else 0.0,
-            "tears_width_dm": float(width) if has_tears else 0.0,
-        }
-    )
     return FrameSample(values, background)
 
 
@@ -181,7 +141,7 @@ class PosableHuman(Protocol):
     neck_pivot: np.ndarray
     eye_center: np.ndarray
 
-    def pose(self, preset_weights: dict[str, float], intensity: float) -> list[Any]: ...
+    def pose(self, preset_weights: dict[str, float], intensity: float, tears: bool = False) -> list[Any]: ...
 
 
 def rotate_about_neck(
@@ -219,8 +179,9 @@ def part_to_draw(part: Any, rotation: np.ndarray, pivot: np.ndarray, blend_dm: f
         normals=rots.apply(normals).astype(np.float32),
         colors=np.ascontiguousarray(colors, dtype=np.float32),
         triangles=np.asarray(part.triangles, dtype=np.int32),
-        specular=float(getattr(part, "specular", 0.1)),
-        shininess=float(getattr(part, "shininess", 20.0)),
+        specular=float(part.specular),
+        shininess=float(part.shininess),
+        opacity=float(getattr(part, "opacity", 1.0)),
     )
 
 
@@ -236,17 +197,14 @@ class SceneRenderer:
         human: PosableHuman,
         preset_weights: dict[str, float],
         sample: FrameSample,
-        tears: Any = None,
     ) -> np.ndarray:
         """Pose and draw ``human`` with the sampled scene; returns RGB uint8 (height, width, 3)."""
         p, v = self.params, sample.values
-        parts = human.pose(preset_weights, v["intensity"])
+        parts = human.pose(preset_weights, v["intensity"], tears=bool(v["tears"]))
         pivot = np.asarray(human.neck_pivot, dtype=np.float64)
         eye = np.asarray(human.eye_center, dtype=np.float64)
         rotation = head_rotation_matrix(v)
         meshes = [part_to_draw(part, rotation, pivot, p.head.neck_blend_dm) for part in parts]
-        if tears is not None:
-            meshes.extend(tears(parts, v, rotation, pivot, p.head.neck_blend_dm))
         eye_rot = rotation @ (eye - pivot) + pivot
         half_h = v["view_height_dm"] / 2
         half_w = half_h * p.width / p.height
