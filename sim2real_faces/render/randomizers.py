@@ -30,6 +30,7 @@ from dataclasses import dataclass, fields
 from typing import Literal
 
 import numpy as np
+from matplotlib.colors import hsv_to_rgb
 from scipy.spatial.transform import Rotation
 
 from sim2real_faces.params import ParamsError
@@ -84,6 +85,8 @@ class BackgroundParams:
     scale: Range = (1.0, 1.0)  # size of a shape (wall units; the study's prefabs were 1)
     shapes: tuple[str, ...] = ("cube", "cylinder", "sphere")
     patterns: tuple[str, ...] = PATTERNS
+    saturation: Range = (0.0, 1.0)  # pattern colours: HSV with hue uniform, saturation and value uniform
+    value: Range = (0.1, 1.0)
     hue_offset_deg: Range = (-180.0, 180.0)
     rotation_deg: Range = (-180.0, 180.0)  # about each of x, y, z
     pattern_frequency: Range = (1.0, 8.0)  # stripes per wall unit, drawn log-uniformly
@@ -99,6 +102,8 @@ class BackgroundParams:
         if self.depth <= 0 or self.margin < 0:
             raise RandomizerParamsError(f"params '{where}.depth' must be > 0 and '.margin' >= 0.")
         _check_range(f"{where}.scale", self.scale, lo=1e-3)
+        _check_range(f"{where}.saturation", self.saturation, 0.0, 1.0)
+        _check_range(f"{where}.value", self.value, 0.0, 1.0)
         _check_range(f"{where}.hue_offset_deg", self.hue_offset_deg, -180.0, 180.0)
         _check_range(f"{where}.rotation_deg", self.rotation_deg, -180.0, 180.0)
         _check_range(f"{where}.pattern_frequency", self.pattern_frequency, lo=1e-3)
@@ -190,8 +195,9 @@ def sample_background(
         rot = Rotation.from_euler("xyz", angles, degrees=True).as_matrix()
         inst[:, 3:12] = rot.transpose(0, 2, 1).reshape(k, 9)  # column-major mat3 for GLSL
         inst[:, 12:15] = (rng.uniform(*params.scale, k) * unit)[:, None]
-        inst[:, 15:18] = rng.random((k, 3))
-        inst[:, 18:21] = rng.random((k, 3))
+        for col in (15, 18):  # the two colours of the pattern
+            hsv = np.c_[rng.random(k), rng.uniform(*params.saturation, k), rng.uniform(*params.value, k)]
+            inst[:, col : col + 3] = hsv_to_rgb(hsv)
         pattern_ids = np.array([PATTERNS.index(p) for p in params.patterns])
         inst[:, 21] = pattern_ids[rng.integers(0, len(pattern_ids), k)]
         flo, fhi = np.log(params.pattern_frequency)
