@@ -95,7 +95,9 @@ def fetch(name: str) -> Path:
             progressbar=False,
         )
     except ValueError as error:  # pooch's hash mismatch
-        raise AssetError(f"{name} downloaded from {asset.url} does not match sha256 {asset.sha256}: {error}") from error
+        raise AssetError(
+            f"{name} downloaded from {asset.url} does not match sha256 {asset.sha256}: {error}"
+        ) from error
     except Exception as error:  # network down, DNS, HTTP errors
         where = f"{mirror}/{name} does not exist" if mirror else f"{MIRROR_ENV} is not set"
         raise AssetError(

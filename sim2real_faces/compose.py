@@ -29,7 +29,9 @@ def write_params(output: Path, overrides: list[str] | None = None, conf_dir: Pat
     """Write the composition to ``output`` with DVC's own composer, so the bytes match ``dvc exp run``."""
     from dvc.utils.hydra import compose_and_dump
 
-    compose_and_dump(output, str(conf_dir.resolve()), None, "config", str(conf_dir.resolve()), overrides or [])
+    compose_and_dump(
+        output, str(conf_dir.resolve()), None, "config", str(conf_dir.resolve()), overrides or []
+    )
 
 
 def main() -> None:

@@ -46,7 +46,9 @@ def load_section(cls: type[T], name: str, params: Mapping[str, Any] | None = Non
     data: Any = load_params() if params is None else params
     for part in name.split("."):
         if not isinstance(data, Mapping) or part not in data:
-            raise ParamsError(f"params.yaml has no section '{name}' (missing '{part}'); recompose it from conf/.")
+            raise ParamsError(
+                f"params.yaml has no section '{name}' (missing '{part}'); recompose it from conf/."
+            )
         data = data[part]
     return from_dict(cls, data, name)
 
