@@ -28,7 +28,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -262,17 +262,45 @@ def sample_fields(capture: Capture) -> dict[str, Any]:
     return {k: v for k, v in value.items() if k != "schema"}
 
 
-def import_dataset(root: Path, out_dir: Path, name_format: str = "{index:05d}.png") -> pd.DataFrame:
+def import_dataset(root: Path, out_dir: Path, names: Sequence[str] | None = None) -> pd.DataFrame:
     """Copy the captures of a Perception dataset to ``out_dir/images/`` and write ``out_dir/metadata.csv``
     (``file``, ``class``, ``identity``, ``expression``, ``intensity``, every other sample field, then
-    ``perception_sequence``, ``perception_step``). Returns the metadata table."""
+    ``perception_sequence``, ``perception_step``). Returns the metadata table.
+
+    Without ``names`` every capture must carry exactly one sample metric and images are numbered
+    ``00000.png``, ... in capture order. With ``names`` (the scenario's file names by iteration) the
+    sample's ``iteration`` picks the name; captures without a sample metric or beyond the last
+    iteration (Perception may capture a frame while the scenario winds down) are skipped and counted in
+    ``table.attrs["skipped"]``; a missing or repeated iteration is an error.
+    """
     _format, captures = read_captures(root)
     rows = []
     images_dir = Path(out_dir) / "images"
     images_dir.mkdir(parents=True, exist_ok=True)
+    skipped = 0
+    seen: dict[int, Path] = {}
     for index, capture in enumerate(captures):
+        if names is not None and not capture.metrics:
+            skipped += 1
+            continue
         fields = sample_fields(capture)
-        name = name_format.format(index=index, **{k: fields[k] for k in REQUIRED_FIELDS})
+        if names is None:
+            name = f"{index:05d}.png"
+        else:
+            iteration = fields.get("iteration")
+            if not isinstance(iteration, int) or iteration < 0:
+                raise PerceptionFormatError(
+                    f"{capture.source}: sample without a valid 'iteration' ({iteration!r})."
+                )
+            if iteration >= len(names):
+                skipped += 1
+                continue
+            if iteration in seen:
+                raise PerceptionFormatError(
+                    f"{capture.source}: iteration {iteration} captured twice (also in {seen[iteration]})."
+                )
+            seen[iteration] = capture.source
+            name = names[iteration]
         target = images_dir / name
         target.parent.mkdir(parents=True, exist_ok=True)
         if capture.image.suffix.lower() == ".png":
@@ -287,8 +315,16 @@ def import_dataset(root: Path, out_dir: Path, name_format: str = "{index:05d}.pn
         rows.append(
             {"file": name, **fields, "perception_sequence": capture.sequence, "perception_step": capture.step}
         )
+    if names is not None:
+        missing = sorted(set(range(len(names))) - set(seen))
+        if missing:
+            raise PerceptionFormatError(
+                f"{root}: no image for {len(missing)} of {len(names)} iterations (first: {missing[:5]}); "
+                "see the Unity log."
+            )
     table = pd.DataFrame(rows)
     first = ["file", *REQUIRED_FIELDS]
     table = table[first + [c for c in table.columns if c not in first]]
     table.to_csv(Path(out_dir) / "metadata.csv", index=False)
+    table.attrs["skipped"] = skipped
     return table

@@ -27,7 +27,7 @@ def test_solo_sample_becomes_the_standard_metadata_table(tmp_path):
     assert list(table.columns[:5]) == ["file", "class", "identity", "expression", "intensity"]
     assert table["class"].tolist() == ["angry", "crying", "happy"]
     assert table["file"].tolist() == ["00000.png", "00001.png", "00002.png"]
-    assert table.loc[1, "head_yaw"] == -28.0 and table.loc[2, "light0_intensity"] == 3.0
+    assert table.loc[1, "head_yaw_deg"] == -28.0 and table.loc[2, "light_left_intensity"] == 3.0
     assert "schema" not in table.columns and "iteration" in table.columns
     written = pd.read_csv(tmp_path / "metadata.csv")
     assert written.equals(table)
