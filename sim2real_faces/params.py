@@ -101,7 +101,9 @@ def _convert(hint: Any, value: Any, where: str) -> Any:
         if origin is tuple and args:
             if len(args) != len(value):
                 raise ParamsError(f"params '{where}' must have {len(args)} items, got {value!r}.")
-            return tuple(_convert(a, v, f"{where}[{i}]") for i, (a, v) in enumerate(zip(args, value)))
+            return tuple(
+                _convert(a, v, f"{where}[{i}]") for i, (a, v) in enumerate(zip(args, value, strict=True))
+            )
         item = args[0] if args else Any
         return [_convert(item, v, f"{where}[{i}]") for i, v in enumerate(value)]
     if origin is dict:

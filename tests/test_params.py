@@ -60,5 +60,5 @@ def test_loader_rejects_bad_values_naming_the_key(data, message):
 
 
 def test_missing_section_is_named():
-    with pytest.raises(ParamsError, match="no section 'train.y'"):
+    with pytest.raises(ParamsError, match=r"no section 'train\.y'"):
         load_section(Outer, "train.y", {"train": {}})
