@@ -179,16 +179,10 @@ def test_unity_command_line(tmp_path):
         "0",
     ]
     assert "-quit" not in argv and "-nographics" not in argv  # module doc: Play mode needs both off
-    assert (
-        EXECUTE_METHOD
-        in (REPO / "unity" / "Assets" / "Scripts" / "Editor" / "BatchGenerate.cs")
-        .read_text()
-        .replace(
-            "namespace Sim2Real.Editor\n{\n    public static class BatchGenerate",
-            "Sim2Real.Editor.BatchGenerate",
-        )
-        + "Sim2Real.Editor.BatchGenerate.Run"
-    )
+    source = (REPO / "unity" / "Assets" / "Scripts" / "Editor" / "BatchGenerate.cs").read_text()
+    namespace, cls, method = EXECUTE_METHOD.rsplit(".", 2)
+    assert f"namespace {namespace}\n" in source and f"public static class {cls}\n" in source
+    assert f"public static void {method}()" in source
 
 
 def _executable(path: Path, body: str) -> Path:
