@@ -58,7 +58,7 @@ class GenerateParams:
     width: int = 1792
     height: int = 1267
     workers: int = 2
-    msaa: int = 4
+    msaa: int = 0  # multisampling of the head (0 = off: downscaling with INTER_AREA anti-aliases)
     png_compression: int = 1  # zlib level 0-9 (fixed: same bytes on every run)
     background: BackgroundParams = field(default_factory=BackgroundParams)
     placement: PlacementParams = field(default_factory=PlacementParams)

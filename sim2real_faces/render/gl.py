@@ -317,21 +317,24 @@ class RendererError(RuntimeError):
 
 COMPOSITE_VS = """
 #version 330
-in vec2 in_pos;
-out vec2 v_uv;
+uniform vec4 u_rect;  // x0, y0, x1, y1 of the head's box in normalised device coordinates
+in vec2 in_pos;       // unit square corners (0..1)
 void main() {
-    v_uv = in_pos * 0.5 + 0.5;
-    gl_Position = vec4(in_pos, 0.0, 1.0);
+    gl_Position = vec4(mix(u_rect.xy, u_rect.zw, in_pos), 0.0, 1.0);
 }
 """
 
 COMPOSITE_FS = """
 #version 330
-uniform sampler2D u_fg;
-in vec2 v_uv;
+uniform sampler2DMS u_fg;
+uniform int u_samples;
 out vec4 f_color;
 void main() {
-    f_color = texture(u_fg, v_uv);  // premultiplied by coverage: blended with ONE, ONE_MINUS_SRC_ALPHA
+    // resolve the multisampled head pass (colour x coverage, alpha = coverage) for this pixel
+    ivec2 p = ivec2(gl_FragCoord.xy);
+    vec4 c = vec4(0.0);
+    for (int i = 0; i < u_samples; ++i) c += texelFetch(u_fg, p, i);
+    f_color = c / float(u_samples);  // blended over the background with ONE, ONE_MINUS_SRC_ALPHA
 }
 """
 
@@ -339,9 +342,11 @@ void main() {
 class Renderer:
     """Offscreen renderer of a fixed output size; reuse one per process.
 
-    With ``samples`` > 1 the meshes (the head) are drawn in a multisampled pass over a transparent
-    background and composited over the single-sampled background pass, so silhouettes are
-    anti-aliased while the wall of shapes (most of the pixels) costs one sample per pixel.
+    ``samples`` <= 1: one pass, meshes first, then the background shapes (the depth test then skips
+    the background behind the head). ``samples`` > 1: the background is drawn single-sampled, the
+    meshes (the head) multisampled into a transparent layer, and that layer is resolved and blended
+    over the background only inside the meshes' screen box, so silhouettes are anti-aliased while the
+    wall of shapes (most of the pixels) costs one sample per pixel.
     """
 
     def __init__(self, width: int, height: int, samples: int = 4) -> None:
@@ -364,15 +369,13 @@ class Renderer:
             color_attachments=[ctx.renderbuffer(size, 4)], depth_attachment=ctx.depth_renderbuffer(size)
         )
         if self.samples:
+            self.fg_texture = ctx.texture(size, 4, samples=self.samples)
             self.ms_fbo = ctx.framebuffer(
-                color_attachments=[ctx.renderbuffer(size, 4, samples=self.samples)],
+                color_attachments=[self.fg_texture],
                 depth_attachment=ctx.depth_renderbuffer(size, samples=self.samples),
             )
-            self.fg_texture = ctx.texture(size, 4)
-            self.fg_texture.filter = (moderngl.NEAREST, moderngl.NEAREST)
-            self.fg_fbo = ctx.framebuffer(color_attachments=[self.fg_texture])
             self.composite_prog = ctx.program(vertex_shader=COMPOSITE_VS, fragment_shader=COMPOSITE_FS)
-            quad = ctx.buffer(np.array([-1, -1, 1, -1, -1, 1, 1, 1], dtype=np.float32).tobytes())
+            quad = ctx.buffer(np.array([0, 0, 1, 0, 0, 1, 1, 1], dtype=np.float32).tobytes())
             self.quad = ctx.vertex_array(self.composite_prog, [(quad, "2f", "in_pos")])
         self.mesh_prog = ctx.program(vertex_shader=MESH_VS, fragment_shader=MESH_FS)
         self.bg_prog = ctx.program(vertex_shader=BACKGROUND_VS, fragment_shader=BACKGROUND_FS)
@@ -435,20 +438,70 @@ class Renderer:
         ctx.enable(moderngl.DEPTH_TEST)
         ctx.disable(moderngl.CULL_FACE)
         ctx.disable(moderngl.BLEND)
+        ctx.depth_mask = True
         self.fbo.use()
         self.fbo.clear(*clear, 1.0, depth=1.0)
+        if not self.samples:
+            self._draw_meshes(camera, lighting, meshes)
+            self._draw_shapes(camera, lighting, shapes, background_specular)
+        else:
+            self._draw_shapes(camera, lighting, shapes, background_specular)
+            box = self._screen_box(camera, meshes)
+            if box is not None:
+                x0, y0, x1, y1 = box
+                viewport = (x0, y0, x1 - x0, y1 - y0)
+                self.ms_fbo.use()
+                self.ms_fbo.clear(0.0, 0.0, 0.0, 0.0, depth=1.0, viewport=viewport)
+                ctx.scissor = viewport
+                self._draw_meshes(camera, lighting, meshes)
+                ctx.scissor = None
+                self.fbo.use()
+                ctx.disable(moderngl.DEPTH_TEST)
+                ctx.enable(moderngl.BLEND)
+                ctx.blend_func = moderngl.ONE, moderngl.ONE_MINUS_SRC_ALPHA
+                self.fg_texture.use(0)
+                prog = self.composite_prog
+                prog["u_fg"].value = 0
+                prog["u_samples"].value = self.samples
+                w, h = self.width, self.height
+                prog["u_rect"].value = (2 * x0 / w - 1, 2 * y0 / h - 1, 2 * x1 / w - 1, 2 * y1 / h - 1)
+                self.quad.render(moderngl.TRIANGLE_STRIP)
+                ctx.disable(moderngl.BLEND)
+                ctx.enable(moderngl.DEPTH_TEST)
+        raw = self.fbo.read(components=3, alignment=1)
+        image = np.frombuffer(raw, dtype=np.uint8).reshape(self.height, self.width, 3)
+        return np.ascontiguousarray(image[::-1])
+
+    def _screen_box(self, camera: Camera, meshes: list[DrawMesh]) -> tuple[int, int, int, int] | None:
+        """Pixel box (x0, y0, x1, y1; GL's bottom-left origin) holding every mesh vertex, or None."""
+        points = [m.vertices for m in meshes if len(m.triangles)]
+        if not points:
+            return None
+        xy = camera.project(np.concatenate(points), self.width, self.height)
+        x0 = int(np.clip(np.floor(xy[:, 0].min()) - 2, 0, self.width))
+        x1 = int(np.clip(np.ceil(xy[:, 0].max()) + 2, 0, self.width))
+        top = int(np.clip(np.floor(xy[:, 1].min()) - 2, 0, self.height))
+        bottom = int(np.clip(np.ceil(xy[:, 1].max()) + 2, 0, self.height))
+        if x1 <= x0 or bottom <= top:
+            return None
+        return x0, self.height - bottom, x1, self.height - top
+
+    def _draw_shapes(
+        self, camera: Camera, lighting: Lighting, shapes: list[ShapeInstances], specular: tuple[float, float]
+    ) -> None:
+        import moderngl
 
         prog = self.bg_prog
         self._set_common(prog, camera, lighting)
         if "u_spec" in prog:
-            prog["u_spec"].value, prog["u_shininess"].value = background_specular
+            prog["u_spec"].value, prog["u_shininess"].value = specular
         for k, shape in enumerate(shapes):
             if len(shape.instances) == 0:
                 continue
             vbo, _ = self._buffer(f"bgv{k}", np.c_[shape.vertices, shape.normals])
             ibo, _ = self._buffer(f"bgi{k}", shape.triangles.astype(np.int32))
             inst, _ = self._buffer(f"bgx{k}", shape.instances)
-            vao = ctx.vertex_array(
+            vao = self.ctx.vertex_array(
                 prog,
                 [
                     (vbo, "3f 3f", "in_pos", "in_normal"),
@@ -465,9 +518,10 @@ class Renderer:
             vao.render(moderngl.TRIANGLES, vertices=shape.triangles.size, instances=len(shape.instances))
             vao.release()
 
-        if self.samples:
-            self.ms_fbo.use()
-            self.ms_fbo.clear(0.0, 0.0, 0.0, 0.0, depth=1.0)
+    def _draw_meshes(self, camera: Camera, lighting: Lighting, meshes: list[DrawMesh]) -> None:
+        import moderngl
+
+        ctx = self.ctx
         prog = self.mesh_prog
         self._set_common(prog, camera, lighting)
         opaque = [m for m in meshes if m.opacity >= 1.0]
@@ -502,20 +556,6 @@ class Renderer:
             vao.release()
         ctx.depth_mask = True
         ctx.disable(moderngl.BLEND)
-
-        if self.samples:
-            ctx.copy_framebuffer(self.fg_fbo, self.ms_fbo)  # resolve: colour x coverage, alpha = coverage
-            self.fbo.use()
-            ctx.disable(moderngl.DEPTH_TEST)
-            ctx.enable(moderngl.BLEND)
-            ctx.blend_func = moderngl.ONE, moderngl.ONE_MINUS_SRC_ALPHA
-            self.fg_texture.use(0)
-            self.composite_prog["u_fg"].value = 0
-            self.quad.render(moderngl.TRIANGLE_STRIP)
-            ctx.disable(moderngl.BLEND)
-        raw = self.fbo.read(components=3, alignment=1)
-        image = np.frombuffer(raw, dtype=np.uint8).reshape(self.height, self.width, 3)
-        return np.ascontiguousarray(image[::-1])
 
     def release(self) -> None:
         for buf in self._buffers.values():

@@ -50,7 +50,7 @@ class SceneParams:
 
     width: int = 1792
     height: int = 1267
-    msaa: int = 4  # samples on the head pass (the background pass is single-sampled)
+    msaa: int = 0  # samples on the head pass (the background pass is single-sampled); 0 = off
     background: BackgroundParams = field(default_factory=BackgroundParams)
     placement: PlacementParams = field(default_factory=PlacementParams)
     head: HeadRotationParams = field(default_factory=HeadRotationParams)
