@@ -456,6 +456,12 @@ def train_cnn(
 
     if len(x_val) == 0:
         raise ValueError("the validation part is empty: early stopping needs it (split.fractions.val > 0).")
+    expected = (params.input_size, params.input_size, 3)
+    if x_train.shape[1:] != expected or x_val.shape[1:] != expected:
+        raise ValueError(
+            f"{name}: crops must be {expected} (models.load_crops resizes them), got {x_train.shape[1:]} "
+            f"and {x_val.shape[1:]}."
+        )
     set_determinism(seed)
     timings: dict[str, float] = {}
     start = time.perf_counter()
