@@ -173,6 +173,18 @@ def scenario_seed(root_seed: int) -> int:
     return int(np.random.SeedSequence(int(root_seed), spawn_key=(0x0417,)).generate_state(1, np.uint32)[0])
 
 
+def tears_probabilities(generate: Any, expressions: Any) -> dict[str, float]:
+    """Class -> probability that a frame shows tears, wherever the params keep it (``expressions.tears``
+    as a class -> probability map, or ``generate.tears`` with ``classes`` and ``probability``)."""
+    tears = getattr(expressions, "tears", None)
+    if isinstance(tears, Mapping):
+        return {str(k): float(v) for k, v in tears.items()}
+    tears = getattr(generate, "tears", None)
+    if tears is not None and hasattr(tears, "classes"):
+        return {str(c): float(tears.probability) for c in tears.classes}
+    return {}
+
+
 def build_scenario(
     generate: GenerateParams,
     unity: UnityParams,
@@ -206,7 +218,7 @@ def build_scenario(
         classes={k: list(v) for k, v in expressions.classes.items()},
         intensity=tuple(expressions.intensity),
         intensity_steps=list(unity.intensity_steps),
-        tears=dict(expressions.tears),
+        tears=tears_probabilities(generate, expressions),
         identities=list(identities),
         shape_assets=list(shape_assets),
         plan=[dict(p) for p in plan],
@@ -285,34 +297,40 @@ def run_unity(argv: list[str], timeout_s: int, log_file: Path) -> None:
 # ---------------------------------------------------------------------------------------------------------
 
 
-def generate_with_unity(
+@dataclass(frozen=True)
+class Prepared:
+    """What :func:`prepare_unity` produced: the scenario (and its JSON) and the images' file names."""
+
+    scenario: UnityScenario
+    scenario_json: Path
+    files: list[str]  # image file name of each iteration
+    identities: list[IdentityEntry]
+
+
+def prepare_unity(
     generate: GenerateParams,
     unity: UnityParams,
     identities: Sequence[Any],
     expressions: Any,
     seed: int,
     out_dir: Path,
-) -> pd.DataFrame:
-    """Stage generate with ``generate.backend: unity``: same plan, params and layout as the embedded one.
-
-    1. the frame plan of the embedded renderer (``plan_jobs``: class, identity and file of each image);
-    2. every identity exported as ``unity/Assets/Humans/<name>.glb`` (expression presets as morph
-       targets) and every background shape as ``unity/Assets/Shapes/<shape>.glb``;
-    3. ``<out_dir>/unity_scenario.json``; the editor runs it (log ``<out_dir>/unity.log``);
-    4. the Perception dataset imported: ``<out_dir>/images/<file>`` and ``<out_dir>/metadata.csv`` with
-       the embedded renderer's columns (identity columns, expression, intensity, randomizer values) plus
-       ``iteration``; ``seed`` is the Unity run's seed (Perception reseeds each iteration from it).
-    """
+    perception_dir: Path,
+) -> Prepared:
+    """Everything before the editor runs: the embedded renderer's frame plan (``plan_jobs``: class,
+    identity and file of each image), the GLBs (identities in ``unity/Assets/Humans/``, background
+    shapes in ``unity/Assets/Shapes/``) and ``<out_dir>/unity_scenario.json`` pointing Perception at
+    ``perception_dir``."""
     from sim2real_faces.gltf_export import export_identities, export_shapes
-    from sim2real_faces.perception import import_dataset
     from sim2real_faces.render.dataset import identity_columns, plan_jobs
 
-    out_dir = Path(out_dir)
-    project = Path(unity.project)
-    editor = find_editor(unity)  # fail fast, before exporting anything
     generate.validate()
-    classes = list(expressions.classes)
-    jobs = sorted(plan_jobs(classes, generate.n_per_class, len(identities), seed), key=lambda j: j.index)
+    project = Path(unity.project)
+    if not (project / "Assets" / "Scripts" / "ScenarioConfig.cs").is_file():
+        raise UnityError(f"unity.project={unity.project!r} is not this repository's Unity project (unity/).")
+    jobs = sorted(
+        plan_jobs(list(expressions.classes), generate.n_per_class, len(identities), seed),
+        key=lambda j: j.index,
+    )
     names = [spec.name for spec in identities]
     plan = [{"class": job.class_name, "identity": names[job.identity]} for job in jobs]
     glbs = export_identities(identities, expressions, unity.intensity_steps, project / HUMANS_DIR)
@@ -324,23 +342,45 @@ def generate_with_unity(
     ]
     shapes = export_shapes(generate.background.shapes, project / SHAPES_DIR)
     shape_assets = [Path(p).relative_to(project).as_posix() for p in shapes]
+    scenario = build_scenario(generate, unity, expressions, entries, plan, seed, perception_dir, shape_assets)
+    scenario_json = write_scenario(scenario, Path(out_dir) / "unity_scenario.json")
+    return Prepared(scenario, scenario_json, [job.file for job in jobs], entries)
+
+
+def generate_with_unity(
+    generate: GenerateParams,
+    unity: UnityParams,
+    identities: Sequence[Any],
+    expressions: Any,
+    seed: int,
+    out_dir: Path,
+) -> pd.DataFrame:
+    """Stage generate with ``generate.backend: unity``: same plan, params and layout as the embedded one.
+
+    Finds the editor first (one clear error without it), runs :func:`prepare_unity`, runs the editor
+    (log ``<out_dir>/unity.log``) and imports the Perception dataset: ``<out_dir>/images/<file>`` and
+    ``<out_dir>/metadata.csv`` with the embedded renderer's columns (identity columns, expression,
+    intensity, every randomizer value) plus ``iteration``; ``seed`` is the Unity run's seed (Perception
+    reseeds every iteration from it). Returns the metadata.
+    """
+    from sim2real_faces.perception import import_dataset
+
+    out_dir = Path(out_dir)
+    editor = find_editor(unity)  # fail fast, before exporting anything
     raw = Path(tempfile.mkdtemp(prefix="perception-"))
-    scenario = build_scenario(generate, unity, expressions, entries, plan, seed, raw, shape_assets)
-    image_dir = out_dir / "images"
-    if image_dir.exists():
-        shutil.rmtree(image_dir)
-    scenario_json = write_scenario(scenario, out_dir / "unity_scenario.json")
+    prepared = prepare_unity(generate, unity, identities, expressions, seed, out_dir, raw)
+    if (out_dir / "images").exists():
+        shutil.rmtree(out_dir / "images")
     log_file = out_dir / "unity.log"
-    run_unity(
-        build_unity_command(editor, project, scenario_json, log_file, unity.extra_args),
-        unity.timeout_s,
-        log_file,
+    argv = build_unity_command(
+        editor, Path(unity.project), prepared.scenario_json, log_file, unity.extra_args
     )
-    metadata = import_dataset(raw, out_dir, names=[job.file for job in jobs])
+    run_unity(argv, unity.timeout_s, log_file)
+    metadata = import_dataset(raw, out_dir, names=prepared.files)
     skipped = metadata.attrs.get("skipped", 0)
-    metadata = finish_metadata(metadata, entries, scenario)
-    print(f"generate (unity): {len(metadata)} images imported, {skipped} unlabelled/extra captures skipped")
+    metadata = finish_metadata(metadata, prepared.identities, prepared.scenario)
     metadata.to_csv(out_dir / "metadata.csv", index=False)
+    print(f"generate (unity): {len(metadata)} images imported, {skipped} unlabelled/extra captures skipped")
     if unity.keep_raw_output:
         shutil.move(str(raw), out_dir / "perception")
     else:
@@ -369,3 +409,35 @@ def finish_metadata(
     first = ["file", "class", "identity", *label_columns, "expression", "intensity"]
     metadata = metadata[first + [c for c in metadata.columns if c not in first]]
     return metadata.sort_values("file", kind="stable").reset_index(drop=True)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """``python -m sim2real_faces.unity prepare [OUT]``: export the GLBs and write the scenario JSON from
+    params.yaml (into OUT, default ``unity_run/``) for a run by hand in the Unity editor (unity/README.md)."""
+    import argparse
+
+    from sim2real_faces.makehuman import ExpressionParams, HumanParams, sample_identities
+    from sim2real_faces.params import load_params, load_section
+
+    parser = argparse.ArgumentParser(prog="python -m sim2real_faces.unity")
+    parser.add_argument("command", choices=["prepare"])
+    parser.add_argument("out", nargs="?", default="unity_run", type=Path)
+    args = parser.parse_args(argv)
+    params = load_params()
+    generate = load_section(GenerateParams, "generate", params)
+    unity = load_section(UnityParams, "unity", params)
+    humans = load_section(HumanParams, "humans", params)
+    expressions = load_section(ExpressionParams, "expressions", params)
+    identities = sample_identities(humans, int(params["seed"]))
+    out = args.out.absolute()
+    prepared = prepare_unity(
+        generate, unity, identities, expressions, int(params["seed"]), out, out / "perception"
+    )
+    print(
+        f"{prepared.scenario_json}: {prepared.scenario.iterations} iterations; "
+        f"Perception writes to {out / 'perception'}"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+import shutil
 import stat
 import sys
 from pathlib import Path
@@ -255,7 +256,7 @@ def _TinyExpressions():
     from sim2real_faces.makehuman import ExpressionParams
 
     classes = {"angry": ["anger01"], "crying": ["cry01"], "happy": ["laugh01"]}
-    return ExpressionParams(classes=classes, intensity=(0.2, 1.0), tears={"crying": 0.0})
+    return ExpressionParams(classes=classes, intensity=(0.2, 1.0))
 
 
 def test_stand_in_editor_end_to_end(tmp_path, monkeypatch):
@@ -267,6 +268,7 @@ def test_stand_in_editor_end_to_end(tmp_path, monkeypatch):
     editor = _executable(tmp_path / "Unity", f"SOLO_PNG = {str(png)!r}\n" + FAKE_EDITOR)
     monkeypatch.setenv("UNITY_EDITOR", str(editor))
     project = tmp_path / "unity"
+    shutil.copytree(REPO / "unity", project, ignore=shutil.ignore_patterns("Humans", "Shapes", "Library"))
     identities = study6_identities()[:2]
     generate = GenerateParams(backend="unity", n_per_class=2)
     out = tmp_path / "raw"

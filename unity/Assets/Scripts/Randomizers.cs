@@ -14,7 +14,7 @@ using UnityEngine.Perception.GroundTruth.DataModel;
 using UnityEngine.Perception.Randomization.Randomizers;
 using UnityEngine.Perception.Randomization.Samplers;
 using UnityEngine.Rendering;
-using UnityEngine.Rendering.Universal;
+using UnityEngine.Rendering.HighDefinition;
 
 namespace Sim2Real
 {
@@ -262,7 +262,7 @@ namespace Sim2Real
                     foreach (var r in go.GetComponentsInChildren<Renderer>())
                     {
                         r.GetPropertyBlock(m_Block);
-                        m_Block.SetTexture("_BaseMap", texture);
+                        m_Block.SetTexture("_BaseColorMap", texture); // HDRP/Lit
                         m_Block.SetColor("_BaseColor", Color.white);
                         r.SetPropertyBlock(m_Block);
                     }
@@ -314,7 +314,8 @@ namespace Sim2Real
 
     // Two directional lights at -azimuth (left) and +azimuth (right) of the camera axis, elevation
     // above the horizon; intensity and colour per channel drawn per light, applied once (the study's
-    // bug applied the intensity twice). Flat grey ambient light; exposure and tone mapping (URP volume).
+    // bug applied the intensity twice). Grey ambient light from a uniform gradient sky; fixed exposure
+    // and tone mapping from the global HDRP volume.
     [Serializable, AddRandomizerMenu("Sim2Real/Lights")]
     public class LightRandomizer : Sim2RealRandomizer
     {
@@ -325,7 +326,7 @@ namespace Sim2Real
             var camera = Find("Sim2Real/Camera");
             foreach (var (side, sign) in new[] { ("left", -1f), ("right", 1f) })
             {
-                var light = Find(side == "left" ? "Sim2Real/LightLeft" : "Sim2Real/LightRight").GetComponent<Light>();
+                var light = Find(side == "left" ? "Sim2Real/LightLeft" : "Sim2Real/LightRight");
                 var intensity = U(config.intensity);
                 var color = new Color(U(config.color), U(config.color), U(config.color));
                 var azimuth = U(config.azimuth_deg);
@@ -334,9 +335,10 @@ namespace Sim2Real
                 var e = elevation * Mathf.Deg2Rad;
                 var towardsLight = Mathf.Cos(e) * Mathf.Sin(a) * camera.right + Mathf.Sin(e) * camera.up
                     - Mathf.Cos(e) * Mathf.Cos(a) * camera.forward;
-                light.transform.rotation = Quaternion.LookRotation(-towardsLight, Vector3.up);
-                light.color = color;
-                light.intensity = intensity; // once
+                light.rotation = Quaternion.LookRotation(-towardsLight, Vector3.up);
+                var data = light.GetComponent<HDAdditionalLightData>();
+                data.SetColor(color);
+                data.SetIntensity(intensity, LightUnit.Lux); // once
                 values[$"light_{side}_intensity"] = intensity;
                 values[$"light_{side}_r"] = color.r;
                 values[$"light_{side}_g"] = color.g;
@@ -345,15 +347,25 @@ namespace Sim2Real
                 values[$"light_{side}_elevation_deg"] = elevation;
             }
             var ambient = U(config.ambient);
-            RenderSettings.ambientMode = AmbientMode.Flat;
-            RenderSettings.ambientLight = new Color(ambient, ambient, ambient);
             values["light_ambient"] = ambient;
 
-            var volume = Find("Sim2Real/Volume").GetComponent<Volume>();
-            if (volume.profile.TryGet<Tonemapping>(out var tonemapping))
+            var profile = Find("Sim2Real/Volume").GetComponent<Volume>().profile;
+            var grey = new Color(ambient, ambient, ambient);
+            if (profile.TryGet<GradientSky>(out var sky))
+            {
+                sky.top.Override(grey);
+                sky.middle.Override(grey);
+                sky.bottom.Override(grey);
+            }
+            if (profile.TryGet<Tonemapping>(out var tonemapping))
                 tonemapping.mode.Override(config.tonemap == "aces" ? TonemappingMode.ACES : TonemappingMode.None);
-            if (volume.profile.TryGet<ColorAdjustments>(out var adjustments))
-                adjustments.postExposure.Override(Mathf.Log(config.exposure, 2f));
+            if (profile.TryGet<Exposure>(out var exposure))
+            {
+                // HDRP: pixel = albedo / pi * E * cos / (1.2 * 2^EV100). EV chosen so that pixel =
+                // albedo * E * cos * lights.exposure, the embedded renderer's Lambert scale.
+                exposure.mode.Override(ExposureMode.Fixed);
+                exposure.fixedExposure.Override(-Mathf.Log(1.2f * Mathf.PI * config.exposure, 2f));
+            }
         }
     }
 

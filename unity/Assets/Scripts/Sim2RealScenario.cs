@@ -25,7 +25,7 @@ namespace Sim2Real
         protected override void OnAwake()
         {
             constants.iterationCount = config.iterations;
-            constants.framesPerIteration = 1;
+            framesPerIteration = 1; // a field of the scenario in Perception 1.0 (not of its constants)
             constants.randomSeed = config.seed;
             base.OnAwake();
         }

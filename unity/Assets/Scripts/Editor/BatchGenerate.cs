@@ -12,7 +12,7 @@ using UnityEditor.SceneManagement;
 using UnityEngine;
 using UnityEngine.Perception.GroundTruth;
 using UnityEngine.Rendering;
-using UnityEngine.Rendering.Universal;
+using UnityEngine.Rendering.HighDefinition;
 using UnityEngine.SceneManagement;
 
 namespace Sim2Real.Editor
@@ -21,8 +21,7 @@ namespace Sim2Real.Editor
     {
         public const string ScenePath = "Assets/Scenes/Sim2RealGenerated.unity";
         const string SettingsDir = "Assets/Settings";
-        const string PipelinePath = SettingsDir + "/Sim2RealURP.asset";
-        const string RendererPath = SettingsDir + "/Sim2RealURPRenderer.asset";
+        const string PipelinePath = SettingsDir + "/Sim2RealHDRP.asset";
         const string VolumePath = SettingsDir + "/Sim2RealVolume.asset";
         const string TargetPath = SettingsDir + "/Sim2RealTarget.renderTexture";
         const string ShapeMaterialPath = SettingsDir + "/Sim2RealShape.mat";
@@ -68,29 +67,35 @@ namespace Sim2Real.Editor
 
             var cameraObject = Child(root, "Camera");
             var camera = cameraObject.AddComponent<Camera>();
-            camera.clearFlags = CameraClearFlags.SolidColor;
-            camera.backgroundColor = new Color(0.5f, 0.5f, 0.5f, 1f);
             camera.targetTexture = RenderTarget(config);
-            var cameraData = cameraObject.AddComponent<UniversalAdditionalCameraData>();
-            cameraData.renderPostProcessing = true;
+            var cameraData = cameraObject.AddComponent<HDAdditionalCameraData>();
+            cameraData.clearColorMode = HDAdditionalCameraData.ClearColorMode.Color;
+            cameraData.backgroundColorHDR = new Color(0.5f, 0.5f, 0.5f, 1f);
+            // HDRP has no MSAA on this path; SMAA stands in (TAA would blend independent frames).
+            cameraData.antialiasing = config.msaa > 1
+                ? HDAdditionalCameraData.AntialiasingMode.SubpixelMorphologicalAntiAliasing
+                : HDAdditionalCameraData.AntialiasingMode.None;
             var perception = cameraObject.AddComponent<PerceptionCamera>();
             perception.id = "camera";
             perception.description = "Camera of the sim2real-faces scenario";
             perception.captureRgbImages = true;
             perception.captureTriggerMode = CaptureTriggerMode.Scheduled;
-            perception.firstCaptureFrame = 1; // frame 0 is skipped by the scenario (no sample metric)
+            perception.firstCaptureFrame = 0; // counted within each iteration (one frame per iteration)
             perception.framesBetweenCaptures = 0;
             perception.showVisualizations = false;
 
             foreach (var side in new[] { "LightLeft", "LightRight" })
             {
-                var light = Child(root, side).AddComponent<Light>();
+                var lightObject = Child(root, side);
+                var light = lightObject.AddComponent<Light>();
                 light.type = LightType.Directional;
                 light.shadows = LightShadows.Soft;
+                lightObject.AddComponent<HDAdditionalLightData>();
             }
 
             var volume = Child(root, "Volume").AddComponent<Volume>();
             volume.isGlobal = true;
+            volume.priority = 100f; // above the project's default volume profile
             volume.sharedProfile = VolumeProfileAsset();
 
             var humans = Child(root, "Humans");
@@ -143,18 +148,14 @@ namespace Sim2Real.Editor
 
         static void ConfigureRendering(ScenarioConfig config)
         {
+            // Perception 1.x requires HDRP (PerceptionCamera quits otherwise).
             PlayerSettings.colorSpace = ColorSpace.Linear;
-            var pipeline = AssetDatabase.LoadAssetAtPath<UniversalRenderPipelineAsset>(PipelinePath);
+            var pipeline = AssetDatabase.LoadAssetAtPath<HDRenderPipelineAsset>(PipelinePath);
             if (pipeline == null)
             {
-                var rendererData = ScriptableObject.CreateInstance<UniversalRendererData>();
-                AssetDatabase.CreateAsset(rendererData, RendererPath);
-                pipeline = UniversalRenderPipelineAsset.Create(rendererData);
+                pipeline = ScriptableObject.CreateInstance<HDRenderPipelineAsset>();
                 AssetDatabase.CreateAsset(pipeline, PipelinePath);
             }
-            pipeline.msaaSampleCount = Mathf.Max(1, config.msaa);
-            pipeline.supportsHDR = true;
-            EditorUtility.SetDirty(pipeline);
             GraphicsSettings.renderPipelineAsset = pipeline;
             QualitySettings.renderPipeline = pipeline;
             AssetDatabase.SaveAssets();
@@ -163,10 +164,7 @@ namespace Sim2Real.Editor
         static RenderTexture RenderTarget(ScenarioConfig config)
         {
             AssetDatabase.DeleteAsset(TargetPath);
-            var target = new RenderTexture(config.width, config.height, 24, RenderTextureFormat.ARGB32)
-            {
-                antiAliasing = Mathf.Max(1, config.msaa),
-            };
+            var target = new RenderTexture(config.width, config.height, 24, RenderTextureFormat.ARGB32);
             AssetDatabase.CreateAsset(target, TargetPath);
             return target;
         }
@@ -176,14 +174,29 @@ namespace Sim2Real.Editor
             AssetDatabase.DeleteAsset(VolumePath);
             var profile = ScriptableObject.CreateInstance<VolumeProfile>();
             AssetDatabase.CreateAsset(profile, VolumePath);
-            var tonemapping = profile.Add<Tonemapping>(true);
-            tonemapping.hideFlags = HideFlags.HideInInspector | HideFlags.HideInHierarchy;
-            AssetDatabase.AddObjectToAsset(tonemapping, profile);
-            var adjustments = profile.Add<ColorAdjustments>(true);
-            adjustments.hideFlags = HideFlags.HideInInspector | HideFlags.HideInHierarchy;
-            AssetDatabase.AddObjectToAsset(adjustments, profile);
+            // Sky = a uniform grey gradient (the ambient light, set per frame), no fog, fixed exposure,
+            // tone mapping per params; the effects the embedded renderer lacks are switched off.
+            var environment = Add<VisualEnvironment>(profile);
+            environment.skyType.Override((int)SkyType.Gradient);
+            environment.skyAmbientMode.Override(SkyAmbientMode.Dynamic);
+            Add<GradientSky>(profile);
+            Add<Fog>(profile).enabled.Override(false);
+            Add<Exposure>(profile).mode.Override(ExposureMode.Fixed);
+            Add<Tonemapping>(profile);
+            Add<Bloom>(profile).intensity.Override(0f);
+            Add<MotionBlur>(profile).intensity.Override(0f);
+            Add<Vignette>(profile).intensity.Override(0f);
+            Add<ScreenSpaceAmbientOcclusion>(profile).intensity.Override(0f);
             AssetDatabase.SaveAssets();
             return profile;
+        }
+
+        static T Add<T>(VolumeProfile profile) where T : VolumeComponent
+        {
+            var component = profile.Add<T>(true);
+            component.hideFlags = HideFlags.HideInInspector | HideFlags.HideInHierarchy;
+            AssetDatabase.AddObjectToAsset(component, profile);
+            return component;
         }
 
         static Material ShapeMaterial()
@@ -191,8 +204,8 @@ namespace Sim2Real.Editor
             var material = AssetDatabase.LoadAssetAtPath<Material>(ShapeMaterialPath);
             if (material != null)
                 return material;
-            var shader = Shader.Find("Universal Render Pipeline/Lit")
-                ?? throw new InvalidOperationException("Sim2Real: URP Lit shader missing (is URP installed?)");
+            var shader = Shader.Find("HDRP/Lit")
+                ?? throw new InvalidOperationException("Sim2Real: HDRP/Lit shader missing (is HDRP installed?)");
             material = new Material(shader) { enableInstancing = true };
             AssetDatabase.CreateAsset(material, ShapeMaterialPath);
             return material;
