@@ -35,9 +35,9 @@ How it works (all deterministic):
 
 from __future__ import annotations
 
-import atexit
 import math
 import multiprocessing
+import multiprocessing.util
 import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -464,7 +464,9 @@ _WORKER_ANALYZER: FaceAnalyzer | None = None
 def _worker_init(params: FaceParams) -> None:
     global _WORKER_ANALYZER
     _WORKER_ANALYZER = FaceAnalyzer(params)
-    atexit.register(_WORKER_ANALYZER.close)
+    # Close MediaPipe when the worker's loop ends (multiprocessing runs finalizers then), before the
+    # interpreter shuts down the thread pool MediaPipe's close() needs.
+    multiprocessing.util.Finalize(None, _WORKER_ANALYZER.close, exitpriority=10)
 
 
 def _worker_task(item: tuple[str, str | None]) -> list[dict[str, Any]]:
