@@ -1,0 +1,204 @@
+"""Facial expressions: MakeHuman's .mhpose presets, extra presets from params, and their sampler.
+
+A preset is a mapping of face pose units (frames of poseunits/face-poseunits.bvh) to weights in
+[0, 1]. MakeHuman's presets live in expressions/*.mhpose. Params section ``expressions`` adds
+*custom* presets, each an optional base preset with some unit weights set on top (e.g. anger01
+with both brows fully lowered), says which presets make up each class, the intensity range (the
+study drew 20%..100%). Tears are the renderer's choice (params ``generate.tears``); ``Human.pose``
+draws them when asked.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from sim2real_faces.humans import formats
+from sim2real_faces.humans.errors import HumanParamsError, UnknownPresetError
+
+
+@dataclass(frozen=True)
+class CustomPreset:
+    """A preset built in params: ``base`` preset's unit weights, then ``units`` set on top."""
+
+    base: str | None = None
+    units: dict[str, float] = field(default_factory=dict)
+    description: str = ""
+
+
+def _default_classes() -> dict[str, list[str]]:
+    return {
+        "angry": ["anger01", "threaten02", "anger_brows", "anger_open"],
+        "crying": ["cry01", "cry_open", "cry_squeeze"],
+        "happy": ["smile01", "smile02", "smile03", "smile04", "smile05", "laugh01", "laugh02"],
+    }
+
+
+def _default_custom() -> dict[str, CustomPreset]:
+    return {
+        "anger_brows": CustomPreset(
+            base="anger01",
+            units={
+                "LeftBrowDown": 1.0,
+                "RightBrowDown": 1.0,
+                "LeftLowerLidUp": 0.5,
+                "RightLowerLidUp": 0.5,
+                "LeftCheekUp": 0.3,
+                "RightCheekUp": 0.3,
+            },
+            description="anger01 with both brows fully lowered, lids tightened, less cheek raise",
+        ),
+        "anger_open": CustomPreset(
+            base="anger_brows",
+            units={
+                "JawDrop": 0.45,
+                "lowerLipDown": 0.6,
+                "MouthLeftPullDown": 0.4,
+                "MouthRightPullDown": 0.4,
+                "NasolabialDeepener": 0.4,
+            },
+            description="anger_brows with the mouth open, teeth bared and corners pulled down (shouting)",
+        ),
+        "cry_open": CustomPreset(
+            base="cry01",
+            units={"JawDrop": 0.35, "lowerLipDown": 0.6, "MouthLeftPullDown": 0.5, "MouthRightPullDown": 0.5},
+            description="cry01 sobbing, mouth open, corners pulled down",
+        ),
+        "cry_squeeze": CustomPreset(
+            base="sad02",
+            units={
+                "LeftUpperLidClosed": 0.45,
+                "RightUpperLidClosed": 0.45,
+                "LeftLowerLidUp": 0.6,
+                "RightLowerLidUp": 0.6,
+                "NasolabialDeepener": 0.5,
+            },
+            description="sad02 (inner brows up, corners down) with eyes squeezed",
+        ),
+    }
+
+
+@dataclass(frozen=True)
+class ExpressionParams:
+    """Params section ``expressions`` (conf/expressions/*.yaml)."""
+
+    classes: dict[str, list[str]] = field(default_factory=_default_classes)
+    intensity: tuple[float, float] = (0.2, 1.0)
+    custom: dict[str, CustomPreset] = field(default_factory=_default_custom)
+
+
+@dataclass(frozen=True)
+class ExpressionChoice:
+    """One sampled expression: class, preset name and intensity."""
+
+    expression_class: str
+    preset: str
+    intensity: float
+
+
+@functools.lru_cache(maxsize=1)
+def list_presets() -> tuple[str, ...]:
+    """Names of MakeHuman's .mhpose presets (expressions/*.mhpose)."""
+    return tuple(
+        sorted(
+            rel.rsplit("/", 1)[1].removesuffix(".mhpose")
+            for rel in formats.available(formats.EXPRESSIONS_DIR + "/")
+            if rel.endswith(".mhpose")
+        )
+    )
+
+
+def pose_unit_names() -> tuple[str, ...]:
+    """Face pose unit names usable in presets (face-poseunits.json, without 'Rest')."""
+    return tuple(n for n in formats.face_poseunit_names() if n != "Rest")
+
+
+def load_preset(name: str) -> dict[str, float]:
+    """Pose-unit weights of MakeHuman's expression preset ``name`` (e.g. 'laugh01'), in file order."""
+    if name not in list_presets():
+        raise UnknownPresetError(
+            f"Unknown expression preset '{name}': no makehuman/{formats.EXPRESSIONS_DIR}/{name}.mhpose; "
+            f"known: {', '.join(list_presets())} (or define it under expressions.custom)."
+        )
+    weights = formats.load_mhpose(f"{formats.EXPRESSIONS_DIR}/{name}.mhpose")
+    units = set(pose_unit_names())
+    unknown = sorted(set(weights) - units)
+    if unknown:
+        raise UnknownPresetError(
+            f"{formats.EXPRESSIONS_DIR}/{name}.mhpose uses unknown pose units {unknown}."
+        )
+    return dict(weights)
+
+
+def resolve_preset(name: str, params: ExpressionParams | None = None) -> dict[str, float]:
+    """Pose-unit weights of ``name``: a custom preset of ``params`` or a MakeHuman preset."""
+    custom = params.custom if params is not None else {}
+    return _resolve(name, custom, ())
+
+
+def _resolve(name: str, custom: dict[str, CustomPreset], chain: tuple[str, ...]) -> dict[str, float]:
+    if name in chain:
+        raise HumanParamsError(f"params expressions.custom: preset cycle {' -> '.join((*chain, name))}.")
+    if name not in custom:
+        return load_preset(name)
+    preset = custom[name]
+    weights = _resolve(preset.base, custom, (*chain, name)) if preset.base else {}
+    units = set(pose_unit_names())
+    for unit, w in preset.units.items():
+        if unit not in units:
+            raise UnknownPresetError(
+                f"params expressions.custom.{name}: unknown pose unit '{unit}'; "
+                f"known: {', '.join(sorted(units))}."
+            )
+        if not 0.0 <= w <= 1.0:
+            raise HumanParamsError(f"params expressions.custom.{name}.units.{unit} = {w} must be in [0, 1].")
+        weights[unit] = float(w)
+    if not weights:
+        raise HumanParamsError(f"params expressions.custom.{name} has no base and no units.")
+    return weights
+
+
+def validate_params(params: ExpressionParams) -> None:
+    """Raise a :class:`HumanParamsError` (or :class:`UnknownPresetError`) for the first bad value."""
+    lo, hi = params.intensity
+    if lo > hi:
+        raise HumanParamsError(f"params expressions.intensity = [{lo}, {hi}] is inverted; write [low, high].")
+    if lo < 0 or hi > 2.0:
+        raise HumanParamsError(f"params expressions.intensity = [{lo}, {hi}] must lie within [0, 2].")
+    if not params.classes:
+        raise HumanParamsError(
+            "params expressions.classes is empty; name at least one class and its presets."
+        )
+    for cls, presets in params.classes.items():
+        if not presets:
+            raise HumanParamsError(f"params expressions.classes.{cls} has no presets.")
+        for preset in presets:
+            if preset not in params.custom and preset not in list_presets():
+                raise UnknownPresetError(
+                    f"params expressions.classes.{cls}: unknown preset '{preset}'; use one of "
+                    f"{', '.join(list_presets())} or a name under expressions.custom "
+                    f"({', '.join(params.custom)})."
+                )
+    for name in params.custom:
+        if name in list_presets():
+            raise HumanParamsError(
+                f"params expressions.custom.{name} shadows MakeHuman's preset of that name; rename it."
+            )
+        resolve_preset(name, params)
+
+
+def sample_expression(
+    params: ExpressionParams, expression_class: str, rng: np.random.Generator
+) -> ExpressionChoice:
+    """Draw a preset (uniform over the class's list) and an intensity (uniform in the params range)."""
+    if expression_class not in params.classes:
+        raise HumanParamsError(
+            f"Unknown expression class '{expression_class}'; "
+            f"params expressions.classes has {list(params.classes)}."
+        )
+    presets = params.classes[expression_class]
+    preset = presets[int(rng.integers(len(presets)))]
+    intensity = float(rng.uniform(*params.intensity))
+    return ExpressionChoice(expression_class, preset, intensity)
