@@ -135,7 +135,7 @@ from sim2real_faces import models  # noqa: E402
 from sim2real_faces.training import train_cnn, train_mlp  # noqa: E402
 
 MLP = MlpParams(
-    hidden_units=[64, 32], activation="relu", learning_rate=0.01, batch_size=256, max_epochs=300, patience=10
+    hidden_units=[64, 32], activation="relu", learning_rate=0.03, batch_size=256, max_epochs=15, patience=10
 )
 
 
@@ -460,9 +460,9 @@ def tiny_project(tmp_path_factory, real_dev):
             "mlp": {
                 "hidden_units": [64, 32],
                 "activation": "relu",
-                "learning_rate": 0.01,
+                "learning_rate": 0.03,
                 "batch_size": 256,
-                "max_epochs": 40,
+                "max_epochs": 15,
                 "patience": 5,
             },
             "mobilenetv2": cnn,
