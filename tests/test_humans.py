@@ -249,6 +249,9 @@ def test_default_expression_params_resolve() -> None:
     rng = np.random.default_rng(3)
     choices = [sample_expression(params, "happy", rng) for _ in range(20)]
     assert all(c.preset in params.classes["happy"] and 0.2 <= c.intensity <= 1.0 for c in choices)
+    assert not any(c.tears for c in choices)
+    crying = [sample_expression(params, "crying", rng).tears for _ in range(200)]
+    assert 60 < sum(crying) < 140  # P = 0.5
 
 
 def test_bad_expression_params_stop_with_clear_errors() -> None:
@@ -272,6 +275,10 @@ def test_bad_expression_params_stop_with_clear_errors() -> None:
     )
     with pytest.raises(HumanParamsError, match="cycle"):
         validate_expression_params(cycle)
+    with pytest.raises(HumanParamsError, match="probability"):
+        validate_expression_params(ExpressionParams(tears={"crying": 1.5}))
+    with pytest.raises(HumanParamsError, match="no such class"):
+        validate_expression_params(ExpressionParams(tears={"sobbing": 0.5}))
     with pytest.raises(HumanParamsError, match="Unknown expression class"):
         sample_expression(ExpressionParams(), "surprised", np.random.default_rng(0))
 

@@ -4,8 +4,8 @@ A preset is a mapping of face pose units (frames of poseunits/face-poseunits.bvh
 [0, 1]. MakeHuman's presets live in expressions/*.mhpose. Params section ``expressions`` adds
 *custom* presets, each an optional base preset with some unit weights set on top (e.g. anger01
 with both brows fully lowered), says which presets make up each class, the intensity range (the
-study drew 20%..100%). Tears are the renderer's choice (params ``generate.tears``); ``Human.pose``
-draws them when asked.
+study drew 20%..100%) and how often a class gets tears (``Human.pose(..., tears=True)`` adds a
+glossy ``tears`` part below the eyes).
 """
 
 from __future__ import annotations
@@ -87,15 +87,17 @@ class ExpressionParams:
     classes: dict[str, list[str]] = field(default_factory=_default_classes)
     intensity: tuple[float, float] = (0.2, 1.0)
     custom: dict[str, CustomPreset] = field(default_factory=_default_custom)
+    tears: dict[str, float] = field(default_factory=lambda: {"crying": 0.5})  # class -> P(tears)
 
 
 @dataclass(frozen=True)
 class ExpressionChoice:
-    """One sampled expression: class, preset name and intensity."""
+    """One sampled expression: class, preset name, intensity and whether tears are drawn."""
 
     expression_class: str
     preset: str
     intensity: float
+    tears: bool
 
 
 @functools.lru_cache(maxsize=1)
@@ -187,12 +189,22 @@ def validate_params(params: ExpressionParams) -> None:
                 f"params expressions.custom.{name} shadows MakeHuman's preset of that name; rename it."
             )
         resolve_preset(name, params)
+    for cls, p in params.tears.items():
+        if cls not in params.classes:
+            raise HumanParamsError(
+                f"params expressions.tears.{cls}: no such class (classes: {list(params.classes)})."
+            )
+        if not 0.0 <= p <= 1.0:
+            raise HumanParamsError(f"params expressions.tears.{cls} = {p} must be a probability in [0, 1].")
 
 
 def sample_expression(
     params: ExpressionParams, expression_class: str, rng: np.random.Generator
 ) -> ExpressionChoice:
-    """Draw a preset (uniform over the class's list) and an intensity (uniform in the params range)."""
+    """Draw a preset (uniform over the class's list), an intensity (uniform) and the tears flag.
+
+    Always three draws from ``rng`` in this order, whatever the class.
+    """
     if expression_class not in params.classes:
         raise HumanParamsError(
             f"Unknown expression class '{expression_class}'; "
@@ -201,4 +213,5 @@ def sample_expression(
     presets = params.classes[expression_class]
     preset = presets[int(rng.integers(len(presets)))]
     intensity = float(rng.uniform(*params.intensity))
-    return ExpressionChoice(expression_class, preset, intensity)
+    tears = bool(rng.uniform() < params.tears.get(expression_class, 0.0))
+    return ExpressionChoice(expression_class, preset, intensity, tears)

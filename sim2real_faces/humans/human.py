@@ -61,7 +61,7 @@ MATERIALS = {
     "tears": Material(specular=1.0, shininess=120.0, opacity=0.45),
 }
 TEETH_ALBEDO = (0.86, 0.83, 0.74)
-TONGUE_ALBEDO = (0.62, 0.28, 0.28)
+TONGUE_ALBEDO = (0.55, 0.24, 0.25)
 
 
 @dataclass(frozen=True)
@@ -155,6 +155,12 @@ def _eye_colours(proxy: formats.ProxyFile) -> np.ndarray:
         for dx in (-1, 0, 1):
             acc += image[y + dy, x + dx]
     return acc / 9.0
+
+
+@functools.cache
+def _proxy_weights(rel: str) -> sparse.csr_matrix:
+    """Skinning weights of a proxy (identity-independent: they come from the base-mesh weights)."""
+    return rig.proxy_weights(formats.load_proxy(rel).fit, rig.rig_template().weights)
 
 
 def _painted_coverage(
@@ -314,9 +320,9 @@ class Human:
             "hair": spec.hair_color,
         }
         for name, proxy in proxies.items():
-            w = rig.proxy_weights(proxy.fit, template.weights)
+            w = _proxy_weights(proxy.rel)
             tris = proxy.obj.triangles
-            if name == "eyes":
+            if name == "eyes" and spec.eye_style == "high-poly":
                 tris = _without_cornea(proxy)
             add(name, fitted[name], w, tris, colours[name], proxy.obj.uv)
 
@@ -448,26 +454,38 @@ class Human:
         return f"Human({self.spec.name!r}, triangles: {counts})"
 
 
-def _surface_points(skin: np.ndarray, triangles: np.ndarray, normals_z: np.ndarray, xy: np.ndarray) -> list:
-    """For each (x, y), the front-most skin triangle under it (seen along -z) and barycentrics."""
-    v0, v1, v2 = (skin[triangles[:, k]] for k in range(3))
-    hits = []
-    for x, y in xy:
-        # 2D barycentrics of (x, y) in every candidate triangle's xy projection
-        d = (v1[:, 1] - v2[:, 1]) * (v0[:, 0] - v2[:, 0]) + (v2[:, 0] - v1[:, 0]) * (v0[:, 1] - v2[:, 1])
-        ok = np.abs(d) > 1e-12
-        d = np.where(ok, d, 1.0)
-        a = ((v1[:, 1] - v2[:, 1]) * (x - v2[:, 0]) + (v2[:, 0] - v1[:, 0]) * (y - v2[:, 1])) / d
-        b = ((v2[:, 1] - v0[:, 1]) * (x - v2[:, 0]) + (v0[:, 0] - v2[:, 0]) * (y - v2[:, 1])) / d
-        c = 1.0 - a - b
-        inside = ok & (a >= 0) & (b >= 0) & (c >= 0) & (normals_z > 0.2)
-        if not inside.any():
+def _surface_points(
+    skin: np.ndarray, triangles: np.ndarray, normals_z: np.ndarray, xy: np.ndarray
+) -> list[tuple[int, tuple[float, float, float]] | None]:
+    """For each (x, y), the front-most skin triangle under it (seen along -z) and its barycentrics."""
+    lo, hi = xy.min(axis=0) - 0.1, xy.max(axis=0) + 0.1
+    centre = skin[triangles].mean(axis=1)
+    near = np.flatnonzero(
+        (normals_z > 0.2)
+        & (centre[:, 0] > lo[0])
+        & (centre[:, 0] < hi[0])
+        & (centre[:, 1] > lo[1])
+        & (centre[:, 1] < hi[1])
+    )
+    v0, v1, v2 = (skin[triangles[near, k]][None] for k in range(3))  # (1, T, 3)
+    x, y = xy[:, 0, None], xy[:, 1, None]  # (P, 1)
+    d = (v1[..., 1] - v2[..., 1]) * (v0[..., 0] - v2[..., 0]) + (v2[..., 0] - v1[..., 0]) * (
+        v0[..., 1] - v2[..., 1]
+    )
+    ok = np.abs(d) > 1e-12
+    d = np.where(ok, d, 1.0)
+    a = ((v1[..., 1] - v2[..., 1]) * (x - v2[..., 0]) + (v2[..., 0] - v1[..., 0]) * (y - v2[..., 1])) / d
+    b = ((v2[..., 1] - v0[..., 1]) * (x - v2[..., 0]) + (v0[..., 0] - v2[..., 0]) * (y - v2[..., 1])) / d
+    c = 1.0 - a - b
+    inside = ok & (a >= 0) & (b >= 0) & (c >= 0)
+    z = np.where(inside, a * v0[..., 2] + b * v1[..., 2] + c * v2[..., 2], -np.inf)
+    best = np.argmax(z, axis=1)
+    hits: list[tuple[int, tuple[float, float, float]] | None] = []
+    for i, t in enumerate(best):
+        if not inside[i, t]:
             hits.append(None)
-            continue
-        z = a * v0[:, 2] + b * v1[:, 2] + c * v2[:, 2]
-        z = np.where(inside, z, -np.inf)
-        t = int(np.argmax(z))
-        hits.append((t, (a[t], b[t], c[t])))
+        else:
+            hits.append((int(near[t]), (float(a[i, t]), float(b[i, t]), float(c[i, t]))))
     return hits
 
 

@@ -8,6 +8,7 @@ balanced, varied set (the default) or returns the study's six people (``identity
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 from dataclasses import asdict, dataclass, field
@@ -168,6 +169,10 @@ class IdentitySpec:
     def from_dict(cls, data: dict[str, Any]) -> IdentitySpec:
         """Inverse of :meth:`to_dict` (validated)."""
         values = dict(data)
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise HumanParamsError(f"Identity spec has unknown key(s) {unknown}; known: {sorted(known)}.")
         for key in ("skin_color", "hair_color", "eyebrow_color", "eyelash_color"):
             if key in values:
                 values[key] = tuple(float(v) for v in values[key])
@@ -178,7 +183,10 @@ class IdentitySpec:
 
 # ------------------------------------------------------------------------------------ the study six
 def study6_identities() -> list[IdentitySpec]:
-    """The original study's six MakeHuman people (macro sliders only, no detail modifiers)."""
+    """The original study's six MakeHuman people (macro sliders only, no detail modifiers).
+
+    Young = 25 years (MakeHuman's default age, the pure 'young' targets), old = 75 years.
+    """
     hair = _default_hair_colors()
     skin = _default_skin()
 
@@ -204,8 +212,8 @@ def study6_identities() -> list[IdentitySpec]:
         person("black_male", "african", 1.0, 30.0, "short04", "black"),
         person("old_caucasian_female", "caucasian", 0.0, 75.0, "short01", "grey"),
         person("old_caucasian_male", "caucasian", 1.0, 75.0, "short02", "white"),
-        person("young_asian_female", "asian", 0.0, 22.0, "long01", "black"),
-        person("young_asian_male", "asian", 1.0, 22.0, "short02", "black"),
+        person("young_asian_female", "asian", 0.0, 25.0, "long01", "black"),
+        person("young_asian_male", "asian", 1.0, 25.0, "short02", "black"),
     ]
 
 
@@ -358,6 +366,7 @@ def _normalised_ethnicity(weights: dict[str, float], where: str) -> dict[str, fl
 
 
 # ------------------------------------------------------------------------------------- validation
+@functools.cache
 def proxy_files(kind: str) -> dict[str, str]:
     """Available proxy styles of ``kind`` (eyebrows, eyelashes, hair, teeth, tongue, eyes) -> .mhclo path."""
     prefix = "core/eyes/" if kind == "eyes" else f"assets/{kind}/"

@@ -44,7 +44,9 @@ class RigTemplate:
     joint_names: tuple[str, ...]
     head_joint: np.ndarray  # (B,) index into joints
     tail_joint: np.ndarray  # (B,)
-    plane_joints: tuple[tuple[tuple[int, int, int], ...], ...]  # per bone: planes (3 joint indices each)
+    plane_table: tuple[
+        np.ndarray, np.ndarray, np.ndarray, np.ndarray
+    ]  # bone, joint1, joint2, joint3 per plane
     weights: sparse.csr_matrix  # (N_base, B) normalised skinning weights
     unit_names: tuple[str, ...]  # face pose unit names (frame order)
     unit_rotvecs: np.ndarray  # (U, B, 3) world-axis rotation vectors per unit and bone
@@ -96,16 +98,15 @@ def rig_template() -> RigTemplate:
 
     head = np.array([_joint(bones[n]["head"]) for n in order])
     tail = np.array([_joint(bones[n]["tail"]) for n in order])
-    planes = []
-    for n in order:
+    planes: list[tuple[int, int, int, int]] = []
+    for b, n in enumerate(order):
         roll = bones[n].get("rotation_plane")
         names = roll if isinstance(roll, list) else ([roll] if roll else [])
-        bone_planes = []
         for plane in names:
             if plane in skel["planes"]:
                 j1, j2, j3 = (_joint(j) for j in skel["planes"][plane])
-                bone_planes.append((j1, j2, j3))
-        planes.append(tuple(bone_planes))
+                planes.append((b, j1, j2, j3))
+    plane_array = np.array(planes, dtype=np.int64).reshape(-1, 4)
 
     weights = _load_weights(order, n_base)
     unit_names, unit_rotvecs = _load_face_units(order)
@@ -116,7 +117,7 @@ def rig_template() -> RigTemplate:
         joint_names=joint_names,
         head_joint=head,
         tail_joint=tail,
-        plane_joints=tuple(planes),
+        plane_table=tuple(plane_array.T),  # type: ignore[arg-type]
         weights=weights,
         unit_names=unit_names,
         unit_rotvecs=unit_rotvecs,
@@ -210,17 +211,18 @@ def fit_skeleton(vertices: np.ndarray) -> Skeleton:
     joints = np.asarray(t.joint_matrix @ vertices)
     head = joints[t.head_joint]
     tail = joints[t.tail_joint]
-    normals = np.zeros_like(head)
-    for b, planes in enumerate(t.plane_joints):
-        acc = np.zeros(3)
-        count = 0
-        for j1, j2, j3 in planes:
-            p1, p2, p3 = joints[j1], joints[j2], joints[j3]
-            n = _normalize(np.cross(_normalize(p3 - p2), _normalize(p2 - p1)))
-            if not np.allclose(n, 0.0, atol=1e-5):
-                acc += n
-                count += 1
-        normals[b] = acc / count if count and not np.allclose(acc, 0.0, atol=1e-5) else (0.0, 1.0, 0.0)
+    # rotation-plane normals, normalize(cross(p3 - p2, p2 - p1)), averaged over a bone's planes
+    bone_of, j1, j2, j3 = t.plane_table
+    p1, p2, p3 = joints[j1], joints[j2], joints[j3]
+    plane_normals = _normalize(np.cross(_normalize(p3 - p2), _normalize(p2 - p1)))
+    valid = np.linalg.norm(plane_normals, axis=1) > 1e-5
+    acc = np.zeros_like(head)
+    count = np.zeros(len(head))
+    np.add.at(acc, bone_of[valid], plane_normals[valid])
+    np.add.at(count, bone_of[valid], 1.0)
+    ok = (count > 0) & (np.linalg.norm(acc, axis=1) > 1e-5)
+    normals = np.tile(np.array([0.0, 1.0, 0.0]), (len(head), 1))  # MakeHuman's fallback
+    normals[ok] = acc[ok] / count[ok, None]
     y_axis = _normalize(tail - head)
     z_axis = _normalize(np.cross(_normalize(normals), y_axis))
     x_axis = _normalize(np.cross(y_axis, z_axis))
