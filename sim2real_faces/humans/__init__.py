@@ -7,6 +7,16 @@ Public API (the team contract's ``humans`` interface; ``sim2real_faces.makehuman
 - :class:`ExpressionParams` (section ``expressions``), :func:`load_preset`, :func:`resolve_preset`,
   :func:`sample_expression`, :func:`list_presets`;
 - :class:`Human` (``Human.build(spec)``, ``human.pose(unit_weights, intensity)``), :class:`MeshPart`.
+
+Facts worth knowing (checked in tests/test_humans.py):
+
+- face-poseunits.bvh is Z-up. MakeHuman decides that from the lower leg (``lowerleg02.L`` first);
+  guessing from the head's children (which point forward) reads it as Y-up, and then brow units
+  turn about the wrong axis (inner brows swing forward instead of rising).
+- Each unit's rotation acts in world axes about its bone's head (MakeHuman's setPose conjugates it
+  into the bone's rest frame, the chain moves it back), composed down the bone hierarchy.
+- Solid brow strips hide the brow movement from MediaPipe; brows are painted into the skin colour
+  by default (``eyebrow_mode: painted``).
 """
 
 from sim2real_faces.humans.errors import (

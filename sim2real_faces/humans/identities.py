@@ -366,9 +366,13 @@ def _normalised_ethnicity(weights: dict[str, float], where: str) -> dict[str, fl
 
 
 # ------------------------------------------------------------------------------------- validation
-@functools.cache
 def proxy_files(kind: str) -> dict[str, str]:
     """Available proxy styles of ``kind`` (eyebrows, eyelashes, hair, teeth, tongue, eyes) -> .mhclo path."""
+    return dict(_proxy_files(kind))
+
+
+@functools.cache
+def _proxy_files(kind: str) -> dict[str, str]:
     prefix = "core/eyes/" if kind == "eyes" else f"assets/{kind}/"
     styles = {}
     for rel in formats.available(prefix):
