@@ -110,6 +110,13 @@ def test_confidence_of_real_photos_passes_the_study_filter(by_class):
     assert np.mean(np.array(confidences) > 0.8) >= 0.8, confidences
 
 
+def test_confidence_drops_for_blurred_faces(analyzer, by_class):
+    for file, image, faces in by_class["happy"][:4]:
+        blurred = np.ascontiguousarray(cv2.GaussianBlur(image, (0, 0), image.shape[0] / 25))
+        found = analyzer.analyze(blurred)
+        assert not found or found[0].confidence < min(0.8, faces[0].confidence - 0.1), file
+
+
 def test_pose_mirrors_with_the_image(analyzer, by_class):
     for file, image, faces in by_class["angry"][:4]:
         pitch, yaw, roll = faces[0].pose
