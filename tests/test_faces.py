@@ -238,6 +238,17 @@ def test_grayscale_rgba_and_16_bit_are_converted(tmp_path, sample, analyzer):
         assert len(analyzer.analyze(image)) == 1, name
 
 
+def test_exif_orientation_is_applied(tmp_path, sample):
+    wide = np.ascontiguousarray(sample[:200])  # 200 x 256
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 degrees clockwise to display"
+    Image.fromarray(wide).save(tmp_path / "phone.jpg", exif=exif, quality=95)
+    image = read_image(tmp_path / "phone.jpg")
+    assert image.shape == (256, 200, 3)
+    expected = np.rot90(wide, k=-1)  # clockwise
+    assert np.abs(image.astype(int) - expected.astype(int)).mean() < 3
+
+
 def _png_header_only(path: Path, width: int, height: int) -> None:
     """A PNG whose header claims width x height (no pixel data): a decompression bomb's first bytes."""
 
