@@ -40,6 +40,7 @@ import multiprocessing
 import multiprocessing.util
 import zipfile
 from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -531,14 +532,17 @@ def analyze_files(
                     rows += _analyze_file(analyzer, *item)
                     progress.update()
         else:
-            context = multiprocessing.get_context("spawn")
+            # A process pool that fails (BrokenProcessPool) instead of hanging if a worker dies.
             chunksize = max(1, min(8, len(items) // (4 * workers)))
-            with context.Pool(min(workers, len(items)), initializer=_worker_init, initargs=(params,)) as pool:
-                for file_rows in pool.imap(_worker_task, items, chunksize=chunksize):
+            with ProcessPoolExecutor(
+                max_workers=min(workers, len(items)),
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_worker_init,
+                initargs=(params,),
+            ) as pool:
+                for file_rows in pool.map(_worker_task, items, chunksize=chunksize):
                     rows += file_rows
                     progress.update()
-                pool.close()
-                pool.join()
     columns = ["file", "face", "status", "reason", "success", *FEATURE_COLUMNS, "crop"]
     table = pd.DataFrame(rows, columns=columns)
     return table.astype({"face": "int64", "success": "int64"})
