@@ -261,7 +261,7 @@ def _aligned_crop(rgb: np.ndarray, landmarks: np.ndarray, size: int, margin: flo
     scale = out / side
     linear = scale * to_level
     # Continuous coordinates -> OpenCV's pixel-centre convention (-0.5 in, +0.5 out).
-    offset = -linear @ (centre + 0.5) - scale * box_centre + out / 2.0 - 0.5
+    offset = -linear @ (centre - 0.5) - scale * box_centre + out / 2.0 - 0.5
     matrix = np.hstack([linear, offset[:, None]])
     crop = cv2.warpAffine(
         rgb, matrix, (out, out), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0)
