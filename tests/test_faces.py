@@ -191,6 +191,20 @@ def test_au_table_maps_blendshapes_linearly_and_clips():
     assert len(AU_TABLE) == 17 and all(n in BLENDSHAPE_NAMES for _, w in AU_TABLE.values() for n in w)
 
 
+def test_aligned_crop_maps_the_landmark_square_pixel_exactly():
+    from sim2real_faces.faces import _aligned_crop
+
+    image = np.zeros((40, 40, 3), np.uint8)
+    image[:, :, 0] = np.arange(40)[None, :] * 5  # red encodes x, green encodes y
+    image[:, :, 1] = np.arange(40)[:, None] * 5
+    points = np.full((478, 3), 20.0)
+    points[0, :2], points[1, :2] = (10, 10), (30, 30)  # landmark square [10, 30] in continuous coordinates
+    points[[33, 133, 362, 263], :2] = [(12, 15), (14, 15), (26, 15), (28, 15)]  # eyes level
+    crop = _aligned_crop(image, points, size=20, margin=0.0)
+    assert list(crop[0, :, 0] // 5) == list(range(10, 30))
+    assert list(crop[:, 0, 1] // 5) == list(range(10, 30))
+
+
 def test_face_row_uses_openface_names(by_class):
     face = by_class["happy"][0][2][0]
     row = face_row(face, 0)
