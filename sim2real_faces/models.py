@@ -402,7 +402,8 @@ class Predictor:
         """Predict every row of a face table (``filtered.csv`` / ``data/real/features.csv`` layout).
 
         Returns (probabilities (N, C) with NaN rows where no prediction is possible, reason (N,)
-        str: ``""`` predicted, ``"unreadable"``, ``"no_face"``, ``"no_features"`` or ``"no_crop"``).
+        str: ``""`` predicted, else the row's ``status`` when not ``ok`` (``no_face``, ``unreadable``,
+        ``missing``...), ``no_face`` for ``success=0``, ``no_features`` or ``no_crop``).
         Rows without a prediction are kept, never dropped: evaluation counts them as errors.
         """
         n = len(frame)
@@ -412,10 +413,8 @@ class Predictor:
             if "success" in frame
             else np.ones(n, bool)
         )
-        reason = np.where(
-            status == "unreadable", "unreadable", np.where((status == "ok") & success, "", "no_face")
-        )
-        reason = reason.astype(object)
+        # A status other than "ok" (no_face, unreadable, missing, ...) is itself the reason.
+        reason = np.where(status != "ok", status, np.where(success, "", "no_face")).astype(object)
         proba = np.full((n, len(self.classes)), np.nan)
         if self.kind == "mlp":
             missing = [c for c in self.features if c not in frame]
