@@ -14,7 +14,13 @@ from __future__ import annotations
 
 import time
 
-from sim2real_faces.makehuman import ExpressionParams, HumanParams, sample_identities
+from sim2real_faces.makehuman import (
+    ExpressionParams,
+    HumanParams,
+    sample_identities,
+    validate_expression_params,
+    validate_human_params,
+)
 from sim2real_faces.params import ParamsError, load_params, load_section
 from sim2real_faces.paths import SYNTH_RAW
 from sim2real_faces.render.dataset import GenerateParams, write_dataset
@@ -29,7 +35,10 @@ def main() -> None:
     gen = load_section(GenerateParams, "generate", params)
     humans = load_section(HumanParams, "humans", params)
     expressions = load_section(ExpressionParams, "expressions", params)
+    # every section is checked before the first frame is rendered
     gen.validate()
+    validate_human_params(humans)
+    validate_expression_params(expressions)
     identities = sample_identities(humans, seed)
     if gen.backend == "unity":
         from sim2real_faces.unity import UnityParams, generate_with_unity

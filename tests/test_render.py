@@ -1,0 +1,356 @@
+"""Renderer and scene randomizers: bounds of every sampler, seeds, params errors, tiny deterministic renders.
+
+No GL context is ever created in the pytest process (MediaPipe may live here: renderer-notes.md);
+renders run in a child process (``python -c``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy.spatial import cKDTree
+
+from sim2real_faces.makehuman import ExpressionParams
+from sim2real_faces.render.dataset import GenerateParams, plan_jobs
+from sim2real_faces.render.gl import INSTANCE_FLOATS, PATTERNS
+from sim2real_faces.render.randomizers import (
+    BackgroundParams,
+    HeadRotationParams,
+    LightParams,
+    PlacementParams,
+    PostParams,
+    RandomizerParamsError,
+    apply_post,
+    light_arrays,
+    poisson_disk,
+    sample_background,
+    sample_post,
+)
+from sim2real_faces.render.scene import FrameJob, SceneParams, frame_seed, sample_frame, stream_rngs
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _within(value: float, bounds: tuple[float, float], tol: float = 1e-9) -> bool:
+    return bounds[0] - tol <= value <= bounds[1] + tol
+
+
+# ------------------------------------------------------------------------------------------ samplers
+
+
+def test_frame_samples_respect_every_bound():
+    params = SceneParams(
+        width=320,
+        height=226,
+        placement=PlacementParams(x=(-0.3, 0.1), y=(0.0, 0.25), view_height=(3.0, 3.5)),
+        head=HeadRotationParams(pitch_deg=(-30, 30), yaw_deg=(-10, 25), roll_deg=(-5, 5)),
+        lights=LightParams(
+            intensity=(0.5, 3.0), color=(0.4, 1.0), azimuth_deg=(45, 60), elevation_deg=(10, 40)
+        ),
+        post=PostParams(blur_sigma=(0.0, 1.5), noise_sigma=(1.0, 4.0), jpeg_quality=(60, 95)),
+    )
+    expressions = ExpressionParams()
+    seen = {k: [] for k in ("head_pitch_deg", "head_yaw_deg", "light_left_intensity", "light_right_g")}
+    for i in range(120):
+        cls = ("angry", "crying", "happy")[i % 3]
+        v = sample_frame(FrameJob(i, "f.png", cls, 0, frame_seed(3, i % 3, i)), params, expressions).values
+        assert v["expression"] in expressions.classes[cls]
+        assert _within(v["intensity"], expressions.intensity)
+        assert _within(v["place_x"], params.placement.x) and _within(v["place_y"], params.placement.y)
+        assert _within(v["view_height_dm"], params.placement.view_height)
+        assert _within(v["head_pitch_deg"], params.head.pitch_deg)
+        assert _within(v["head_yaw_deg"], params.head.yaw_deg)
+        assert _within(v["head_roll_deg"], params.head.roll_deg)
+        for side in ("left", "right"):
+            assert _within(v[f"light_{side}_intensity"], params.lights.intensity)
+            assert _within(v[f"light_{side}_azimuth_deg"], params.lights.azimuth_deg)
+            assert _within(v[f"light_{side}_elevation_deg"], params.lights.elevation_deg)
+            for ch in "rgb":
+                assert _within(v[f"light_{side}_{ch}"], params.lights.color)
+        assert _within(v["light_ambient"], params.lights.ambient)
+        assert _within(v["post_blur_sigma"], params.post.blur_sigma)
+        assert _within(v["post_noise_sigma"], params.post.noise_sigma)
+        assert 60 <= v["post_jpeg_quality"] <= 95
+        assert v["tears"] in (0, 1) and (v["tears"] == 0 or cls in expressions.tears)
+        for key in seen:
+            seen[key].append(v[key])
+    # the samplers use their ranges, not a corner of them
+    assert np.ptp(seen["head_pitch_deg"]) > 40 and np.ptp(seen["light_left_intensity"]) > 2.0
+    assert min(seen["head_yaw_deg"]) < 0 < max(seen["head_yaw_deg"])
+
+
+def test_background_respects_bounds_and_separation():
+    params = BackgroundParams(
+        layers=2,
+        separation=0.5,
+        scale=(0.6, 1.2),
+        hue_offset_deg=(-90, 45),
+        shapes=("cube", "sphere", "torus"),
+    )
+    rng = np.random.default_rng(0)
+    half_w, half_h = 2.4, 1.7
+    sample = sample_background(params, rng, (1.0, 2.0, 3.0), (half_w, half_h))
+    unit = 2 * half_h / 6
+    assert {name for name, _ in sample.instances} == {"cube", "sphere", "torus"}
+    everything = np.concatenate([inst for _, inst in sample.instances])
+    assert everything.shape[1] == INSTANCE_FLOATS
+    assert sample.values["bg_objects"] == len(everything)
+    depths = sorted(set(np.round(everything[:, 2], 5)))
+    assert len(depths) == 2  # two layers, `separation` wall units apart, `depth` behind the centre
+    assert depths[1] == pytest.approx(3.0 - params.depth * unit, abs=1e-4)
+    assert depths[1] - depths[0] == pytest.approx(params.separation * unit, abs=1e-4)
+    assert sample.instances[0][1][0, 2] == pytest.approx(depths[1], abs=1e-4)  # nearest layer drawn first
+    for layer_z in depths:
+        layer = everything[np.isclose(everything[:, 2], layer_z)]
+        dist, _ = cKDTree(layer[:, :2]).query(layer[:, :2], k=2)
+        assert dist[:, 1].min() >= params.separation * unit - 1e-4
+        # the wall covers the whole view (plus margin)
+        assert layer[:, 0].min() < 1.0 - half_w and layer[:, 0].max() > 1.0 + half_w
+        assert layer[:, 1].min() < 2.0 - half_h and layer[:, 1].max() > 2.0 + half_h
+    scales = everything[:, 12] / unit
+    assert scales.min() >= 0.6 - 1e-5 and scales.max() <= 1.2 + 1e-5
+    hues = np.degrees(everything[:, 24])
+    assert hues.min() >= -90 - 1e-4 and hues.max() <= 45 + 1e-4 and np.ptp(hues) > 100
+    colours = everything[:, 15:21]
+    assert colours.min() >= 0 and colours.max() <= 1
+    rot = everything[:, 3:12].reshape(-1, 3, 3)
+    assert np.allclose(rot @ rot.transpose(0, 2, 1), np.eye(3), atol=1e-5)  # proper rotations
+    assert set(everything[:, 21].astype(int)) <= set(range(len(PATTERNS)))
+
+
+def test_poisson_disk_is_a_near_maximal_packing():
+    rng = np.random.default_rng(5)
+    points = poisson_disk(10.0, 6.0, 0.4, rng)
+    dist, _ = cKDTree(points).query(points, k=2)
+    assert dist[:, 1].min() >= 0.4
+    assert points.min() >= 0 and points[:, 0].max() <= 10.0 and points[:, 1].max() <= 6.0
+    # near-maximal: almost no spot of the rectangle is farther than 2 radii from a point
+    grid = np.stack(np.meshgrid(np.linspace(0, 10, 80), np.linspace(0, 6, 50)), -1).reshape(-1, 2)
+    gap, _ = cKDTree(points).query(grid)
+    assert np.mean(gap > 0.8) < 0.01
+
+
+def test_disabled_background_and_light_arrays():
+    empty = sample_background(BackgroundParams(enabled=False), np.random.default_rng(0), (0, 0, 0), (1, 1))
+    assert empty.instances == [] and empty.values["bg_objects"] == 0
+    values = {
+        "light_left_intensity": 2.0,
+        "light_left_r": 1.0,
+        "light_left_g": 0.5,
+        "light_left_b": 0.4,
+        "light_left_azimuth_deg": 60.0,
+        "light_left_elevation_deg": 50.0,
+        "light_right_intensity": 0.5,
+        "light_right_r": 0.4,
+        "light_right_g": 0.4,
+        "light_right_b": 1.0,
+        "light_right_azimuth_deg": 45.0,
+        "light_right_elevation_deg": 0.0,
+        "light_ambient": 0.1,
+    }
+    dirs, cols, ambient = light_arrays(values)
+    assert np.allclose(np.linalg.norm(dirs, axis=1), 1)
+    assert dirs[0, 0] < 0 < dirs[1, 0]  # left light on -x, right on +x, both in front (+z)
+    assert dirs[0, 2] > 0 and dirs[1, 2] > 0
+    assert dirs[0, 1] == pytest.approx(np.sin(np.radians(50)))
+    assert np.allclose(cols[0], [2.0, 1.0, 0.8]) and np.allclose(cols[1], [0.2, 0.2, 0.5])  # scaled once
+    assert np.allclose(ambient, 0.1)
+
+
+def test_post_effects_follow_their_samples():
+    image = np.full((40, 60, 3), 128, np.uint8)
+    image[:, 30:] = 20
+    off = sample_post(PostParams(), np.random.default_rng(1))
+    assert off["post_jpeg_quality"] == 100
+    assert np.array_equal(apply_post(image, off), image)
+    noisy = sample_post(PostParams(noise_sigma=(5, 5)), np.random.default_rng(1))
+    out = apply_post(image, noisy)
+    assert out.shape == image.shape and out.dtype == np.uint8
+    assert 4.0 < np.std(out[:, :20].astype(float)) < 6.0  # sensor noise of sigma 5 on the flat part
+    assert np.array_equal(out, apply_post(image, noisy))  # the noise is seeded by the sample
+    blurred = apply_post(image, sample_post(PostParams(blur_sigma=(2, 2)), np.random.default_rng(1)))
+    assert (
+        20 < blurred[20, 30, 0] < 128 and blurred[20, 0, 0] == 128
+    )  # the edge is smoothed, not the flat part
+    jpeg = apply_post(out, sample_post(PostParams(jpeg_quality=(30, 30)), np.random.default_rng(1)))
+    assert np.std(jpeg[:, :20].astype(float)) < np.std(out[:, :20].astype(float))  # JPEG smooths the noise
+
+
+# -------------------------------------------------------------------------------------------- seeds
+
+
+def test_seeds_are_stable_and_independent_per_stream():
+    assert frame_seed(42, 1, 7) == frame_seed(42, 1, 7)
+    assert len({frame_seed(42, c, i) for c in range(3) for i in range(200)}) == 600
+    assert frame_seed(42, 0, 0) != frame_seed(43, 0, 0)
+    a, b = stream_rngs(11), stream_rngs(11)
+    assert [r.random() for r in a.values()] == [r.random() for r in b.values()]
+    assert len({round(r.random(), 12) for r in stream_rngs(11).values()}) == len(a)
+    params, expressions = SceneParams(), ExpressionParams()
+    job = FrameJob(0, "f.png", "happy", 0, frame_seed(42, 2, 0))
+    assert sample_frame(job, params, expressions).values == sample_frame(job, params, expressions).values
+    # changing one randomizer's range leaves the other randomizers' values unchanged
+    other = dataclasses.replace(params, lights=LightParams(intensity=(1.0, 1.0)))
+    v1, v2 = sample_frame(job, params, expressions).values, sample_frame(job, other, expressions).values
+    assert v1["head_yaw_deg"] == v2["head_yaw_deg"] and v1["place_x"] == v2["place_x"]
+    assert v2["light_left_intensity"] == 1.0 != v1["light_left_intensity"]
+
+
+def test_plan_gives_every_identity_every_class_and_keeps_prefixes():
+    jobs = plan_jobs(["angry", "crying", "happy"], 8, 4, root_seed=9)
+    assert len(jobs) == 24 and len({j.file for j in jobs}) == 24
+    for ident in range(4):
+        classes = [j.class_name for j in jobs if j.identity == ident]
+        assert sorted(classes) == ["angry"] * 2 + ["crying"] * 2 + ["happy"] * 2
+    more = {j.file: j.seed for j in plan_jobs(["angry", "crying", "happy"], 12, 4, root_seed=9)}
+    assert all(more[j.file] == j.seed for j in jobs)  # more images per class keep the first ones
+
+
+# --------------------------------------------------------------------------------------- bad params
+
+
+@pytest.mark.parametrize(
+    ("change", "needle"),
+    [
+        ({"n_per_class": -5}, "generate.n_per_class"),
+        ({"workers": 0}, "generate.workers"),
+        ({"lights": LightParams(intensity=(3.0, 0.5))}, "generate.lights.intensity"),
+        ({"lights": LightParams(color=(0.4, 1.5))}, "generate.lights.color"),
+        ({"head": HeadRotationParams(yaw_deg=(30.0, -30.0))}, "generate.head.yaw_deg"),
+        ({"placement": PlacementParams(view_height=(5.0, 3.0))}, "generate.placement.view_height"),
+        ({"background": BackgroundParams(layers=-1)}, "generate.background.layers"),
+        ({"background": BackgroundParams(shapes=("cube", "teapot"))}, "teapot"),
+        ({"background": BackgroundParams(patterns=("plaid",))}, "plaid"),
+        ({"background": BackgroundParams(hue_offset_deg=(90.0, -90.0))}, "inverted"),
+        ({"post": PostParams(jpeg_quality=(90, 40))}, "generate.post.jpeg_quality"),
+        ({"msaa": 3}, "generate.msaa"),
+    ],
+)
+def test_bad_generate_params_stop_with_a_named_error(change, needle):
+    with pytest.raises(RandomizerParamsError, match=needle.replace(".", r"\.")):
+        dataclasses.replace(GenerateParams(), **change).validate()
+
+
+def _write_params(folder: Path, **sections) -> None:
+    import yaml
+
+    data = {
+        "seed": 1,
+        "humans": {},
+        "expressions": {},
+        "generate": {"n_per_class": 1, "width": 64, "height": 48},
+    }
+    for key, value in sections.items():
+        data[key] = value
+    (folder / "params.yaml").write_text(yaml.safe_dump(data))
+
+
+@pytest.mark.parametrize(
+    ("sections", "error", "needle"),
+    [
+        (
+            {"expressions": {"classes": {"angry": ["anger01", "furious99"]}}},
+            "UnknownPresetError",
+            "furious99",
+        ),
+        ({"humans": {"ethnicity_mix": {"african": 1.0, "martian": 1.0}}}, "HumanParamsError", "martian"),
+        ({"humans": {"count": -2}}, "HumanParamsError", "humans.count"),
+        ({"expressions": {"intensity": [1.0, 0.2]}}, "HumanParamsError", "inverted"),
+        ({"generate": {"n_per_class": -1}}, "RandomizerParamsError", "n_per_class"),
+        ({"generate": {"lights": {"intensity": [3.0, 0.5]}}}, "RandomizerParamsError", "inverted"),
+        ({"generate": {"frames": 3}}, "ParamsError", "unknown key"),
+    ],
+)
+def test_generate_stage_refuses_bad_params_before_rendering(tmp_path, monkeypatch, sections, error, needle):
+    from stages import generate
+
+    _write_params(tmp_path, **sections)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(Exception, match=needle) as info:
+        generate.main()
+    assert type(info.value).__name__ == error
+    assert not (tmp_path / "data").exists()  # nothing rendered
+
+
+# ------------------------------------------------------------------------------------- tiny renders
+
+_PROBE = textwrap.dedent(
+    """
+    import hashlib, json, sys
+    import numpy as np
+    from sim2real_faces.makehuman import ExpressionParams, Human, resolve_preset, study6_identities
+    from sim2real_faces.render.scene import FrameJob, SceneParams, SceneRenderer, frame_seed, sample_frame
+    from sim2real_faces.render.randomizers import BackgroundParams, LightParams, HeadRotationParams
+    params = SceneParams(width=96, height=68, msaa=int(sys.argv[1]))
+    expressions = ExpressionParams()
+    human = Human.build(study6_identities()[2])
+    renderer = SceneRenderer(params)
+    out = {"renderer": renderer.renderer.renderer_name, "hashes": [], "stats": {}}
+    for i in range(2):
+        job = FrameJob(i, "x.png", "happy", 2, frame_seed(5, 2, i))
+        sample = sample_frame(job, params, expressions)
+        weights = resolve_preset(sample.values["expression"], expressions)
+        for _ in range(2):  # the same frame twice in one process
+            image = renderer.render(human, weights, sample)
+            out["hashes"].append(hashlib.sha256(image.tobytes()).hexdigest())
+    out["shape"] = list(image.shape)
+    # a plain scene: no wall, frontal head, one white light from the front-left, none from the right
+    plain = SceneParams(width=96, height=68, msaa=int(sys.argv[1]),
+                        background=BackgroundParams(enabled=False),
+                        head=HeadRotationParams(pitch_deg=(0, 0), yaw_deg=(0, 0)))
+    r2 = SceneRenderer(plain)
+    sample = sample_frame(FrameJob(0, "x.png", "happy", 2, 7), plain, expressions)
+    sample.values.update({"place_x": 0.0, "place_y": 0.0, "light_ambient": 0.0,
+                          "light_right_intensity": 0.0, "light_left_intensity": 2.0,
+                          "light_left_r": 1.0, "light_left_g": 1.0, "light_left_b": 1.0})
+    image = r2.render(human, {}, sample)
+    grey = (image.astype(int) - np.array([128, 128, 128])).__abs__().sum(axis=2) <= 3
+    out["stats"]["background_grey_corner"] = bool(grey[:5, :5].all())
+    out["stats"]["centre_not_grey"] = bool(~grey[30:38, 44:52].any())
+    out["stats"]["lit_side_mean"] = float(image[25:45, 30:48].mean())   # the face's right half (image left)
+    out["stats"]["dark_side_mean"] = float(image[25:45, 48:66].mean())
+    print(json.dumps(out))
+    """
+)
+
+
+def _probe(msaa: int) -> dict:
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    result = subprocess.run(
+        [sys.executable, "-c", _PROBE, str(msaa)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_tiny_render_is_deterministic_and_lit_from_the_light_side():
+    first, second = _probe(0), _probe(0)
+    assert "llvmpipe" in first["renderer"] or first["renderer"]
+    assert first["shape"] == [68, 96, 3]
+    h = first["hashes"]
+    assert h[0] == h[1] and h[2] == h[3]  # same frame twice in one process
+    assert h[0] != h[2]  # different seeds, different frames
+    assert first["hashes"] == second["hashes"]  # and in a fresh process
+    stats = first["stats"]
+    assert stats["background_grey_corner"] and stats["centre_not_grey"]
+    # the left light (on -x, i.e. the image's left for a camera looking at the face) lights that side
+    assert stats["lit_side_mean"] > stats["dark_side_mean"] + 10
+
+
+def test_multisampled_render_is_deterministic():
+    first, second = _probe(4), _probe(4)
+    assert first["hashes"] == second["hashes"]
+    assert first["hashes"][0] == first["hashes"][1]
