@@ -180,6 +180,10 @@ def test_post_effects_follow_their_samples():
     assert (
         20 < blurred[20, 30, 0] < 128 and blurred[20, 0, 0] == 128
     )  # the edge is smoothed, not the flat part
+    colour = np.zeros((4, 4, 3), np.uint8)
+    colour[..., 0] = 200
+    grey = apply_post(colour, sample_post(PostParams(grayscale_probability=1.0), np.random.default_rng(1)))
+    assert np.all(grey[..., 0] == grey[..., 1]) and np.all(grey[..., 1] == grey[..., 2]) and grey[0, 0, 0] > 0
     jpeg = apply_post(out, sample_post(PostParams(jpeg_quality=(30, 30)), np.random.default_rng(1)))
     assert np.std(jpeg[:, :20].astype(float)) < np.std(out[:, :20].astype(float))  # JPEG smooths the noise
 
@@ -232,6 +236,7 @@ def test_plan_gives_every_identity_every_class_and_keeps_prefixes():
         ({"background": BackgroundParams(hue_offset_deg=(90.0, -90.0))}, "inverted"),
         ({"post": PostParams(jpeg_quality=(90, 40))}, "generate.post.jpeg_quality"),
         ({"msaa": 3}, "generate.msaa"),
+        ({"post": PostParams(grayscale_probability=1.5)}, "generate.post.grayscale_probability"),
     ],
 )
 def test_bad_generate_params_stop_with_a_named_error(change, needle):

@@ -373,14 +373,20 @@ class PostParams:
     """Optional camera effects after rendering (section ``generate.post``); all off by default.
 
     ``blur_sigma`` and ``noise_sigma`` are in output pixels and 8-bit levels; ``jpeg_quality``
-    [lo, hi] re-encodes the frame as JPEG with a quality drawn from the range (100 = off).
+    [lo, hi] re-encodes the frame as JPEG with a quality drawn from the range (100 = off);
+    ``grayscale_probability`` turns that share of frames grey (the real photos of real-dev are grey).
     """
 
     blur_sigma: Range = (0.0, 0.0)
     noise_sigma: Range = (0.0, 0.0)
     jpeg_quality: tuple[int, int] = (100, 100)
+    grayscale_probability: float = 0.0  # chance that a frame is converted to grey (kept as RGB)
 
     def validate(self, where: str = "generate.post") -> None:
+        if not 0.0 <= self.grayscale_probability <= 1.0:
+            raise RandomizerParamsError(
+                f"params '{where}.grayscale_probability' = {self.grayscale_probability} must be in [0, 1]."
+            )
         _check_range(f"{where}.blur_sigma", self.blur_sigma, 0.0, 20.0)
         _check_range(f"{where}.noise_sigma", self.noise_sigma, 0.0, 64.0)
         _check_range(f"{where}.jpeg_quality", self.jpeg_quality, 1, 100)
@@ -393,14 +399,18 @@ def sample_post(params: PostParams, rng: np.random.Generator) -> dict[str, float
         "post_noise_sigma": _uniform(rng, params.noise_sigma),
         "post_jpeg_quality": int(rng.integers(lo, hi + 1)),
         "post_noise_seed": int(rng.integers(0, 2**31 - 1)),
+        "post_grayscale": int(rng.random() < params.grayscale_probability),
     }
 
 
 def apply_post(image: np.ndarray, values: dict[str, float]) -> np.ndarray:
-    """Blur, add Gaussian sensor noise and JPEG round-trip an RGB uint8 frame as sampled."""
+    """Grey, blur, add Gaussian sensor noise and JPEG round-trip an RGB uint8 frame as sampled."""
     import cv2
 
     out = image
+    if values.get("post_grayscale", 0):
+        grey = cv2.cvtColor(out, cv2.COLOR_RGB2GRAY)
+        out = np.repeat(grey[:, :, None], 3, axis=2)
     if values["post_blur_sigma"] > 0:
         out = cv2.GaussianBlur(out, (0, 0), values["post_blur_sigma"])
     if values["post_noise_sigma"] > 0:
