@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from scipy.spatial import cKDTree
+from scipy.spatial.transform import Rotation
 
 from sim2real_faces.makehuman import ExpressionParams
 from sim2real_faces.render.dataset import GenerateParams, plan_jobs
@@ -124,6 +125,17 @@ def test_background_respects_bounds_and_separation():
     rot = everything[:, 3:12].reshape(-1, 3, 3)
     assert np.allclose(rot @ rot.transpose(0, 2, 1), np.eye(3), atol=1e-5)  # proper rotations
     assert set(everything[:, 21].astype(int)) <= set(range(len(PATTERNS)))
+    # the study's rotations: x and y within [-30, 30] degrees, none about z
+    study = dataclasses.replace(
+        params, rotation_x_deg=(-30, 30), rotation_y_deg=(-30, 30), rotation_z_deg=(0, 0)
+    )
+    inst = np.concatenate(
+        [i for _, i in sample_background(study, rng, (0, 0, 0), (half_w, half_h)).instances]
+    )
+    matrices = inst[:, 3:12].reshape(-1, 3, 3).transpose(0, 2, 1)  # stored column-major for GLSL
+    euler = Rotation.from_matrix(matrices).as_euler("xyz", degrees=True)
+    assert np.abs(euler[:, :2]).max() <= 30 + 1e-3 and np.abs(euler[:, 2]).max() < 1e-3
+    assert np.ptp(euler[:, 0]) > 40 and np.ptp(euler[:, 1]) > 40
 
 
 def test_poisson_disk_is_a_near_maximal_packing():

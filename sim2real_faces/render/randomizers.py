@@ -88,7 +88,9 @@ class BackgroundParams:
     saturation: Range = (0.0, 1.0)  # pattern colours: HSV with hue uniform, saturation and value uniform
     value: Range = (0.1, 1.0)
     hue_offset_deg: Range = (-180.0, 180.0)
-    rotation_deg: Range = (-180.0, 180.0)  # about each of x, y, z
+    rotation_x_deg: Range = (-180.0, 180.0)  # each shape's rotation (the study: x, y in [-30, 30], z 0)
+    rotation_y_deg: Range = (-180.0, 180.0)
+    rotation_z_deg: Range = (-180.0, 180.0)
     pattern_frequency: Range = (1.0, 8.0)  # stripes per wall unit, drawn log-uniformly
     candidates: int = 8  # Poisson-disk dart-throwing trials per grid cell
 
@@ -105,7 +107,9 @@ class BackgroundParams:
         _check_range(f"{where}.saturation", self.saturation, 0.0, 1.0)
         _check_range(f"{where}.value", self.value, 0.0, 1.0)
         _check_range(f"{where}.hue_offset_deg", self.hue_offset_deg, -180.0, 180.0)
-        _check_range(f"{where}.rotation_deg", self.rotation_deg, -180.0, 180.0)
+        for axis in "xyz":
+            key = f"rotation_{axis}_deg"
+            _check_range(f"{where}.{key}", getattr(self, key), -180.0, 180.0)
         _check_range(f"{where}.pattern_frequency", self.pattern_frequency, lo=1e-3)
         for name, known, key in ((self.shapes, SHAPES, "shapes"), (self.patterns, PATTERNS, "patterns")):
             if not name:
@@ -190,8 +194,8 @@ def sample_background(
         inst[:, 0] = cx + (points[:, 0] - width / 2) * unit
         inst[:, 1] = cy + (points[:, 1] - height / 2) * unit
         inst[:, 2] = cz - (params.depth + layer * params.separation) * unit
-        lo, hi = params.rotation_deg
-        angles = rng.uniform(lo, hi, (k, 3))
+        bounds = np.array([params.rotation_x_deg, params.rotation_y_deg, params.rotation_z_deg])
+        angles = rng.uniform(bounds[:, 0], bounds[:, 1], (k, 3))
         rot = Rotation.from_euler("xyz", angles, degrees=True).as_matrix()
         inst[:, 3:12] = rot.transpose(0, 2, 1).reshape(k, 9)  # column-major mat3 for GLSL
         inst[:, 12:15] = (rng.uniform(*params.scale, k) * unit)[:, None]
