@@ -178,3 +178,18 @@ def test_downscale_refuses_bad_params_and_missing_input(tmp_path: Path):
         DownscaleParams(resolution_study=ResolutionStudyParams(n_frames=0)).validate()
     with pytest.raises(DownscaleError, match="dvc repro generate"):
         downscale_dataset(tmp_path / "raw", tmp_path / "out", DownscaleParams())
+
+
+def test_unity_backend_without_an_editor_stops_clearly(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    from sim2real_faces.unity import UnityNotFoundError
+    from stages import generate
+
+    params = _params(workers=1, n_per_class=1)
+    params["generate"]["backend"] = "unity"
+    params["unity"] = {"editor": ""}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    monkeypatch.delenv("UNITY_EDITOR", raising=False)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(UnityNotFoundError, match=r"unity\.editor"):
+        generate.main()
+    assert not list(tmp_path.glob("data/synthetic/raw/images/*.png"))
