@@ -121,7 +121,9 @@ def test_queued_sweep_over_a_cnn_setting_completes(tiny_repo):
     repo, env, _, _ = tiny_repo
     dvc = str(BIN / "dvc")
     for rate in ("0.001", "0.0005"):
-        _run([dvc, "exp", "run", "--queue", "-S", f"train.mobilenetv2.head_learning_rate={rate}"], repo, env)
+        _run(
+            [dvc, "exp", "run", "--queue", "-S", f"train.mobilenetv2.phase1.learning_rate={rate}"], repo, env
+        )
     _run([dvc, "queue", "start", "-j", "1"], repo, env)
     deadline = time.time() + 900
     while time.time() < deadline:
@@ -131,5 +133,5 @@ def test_queued_sweep_over_a_cnn_setting_completes(tiny_repo):
         time.sleep(5)
     assert "Failed" not in status, status
     table = _run([dvc, "exp", "show", "--csv"], repo, env)
-    assert table.count("train.mobilenetv2.head_learning_rate") <= 1
+    assert table.count("train.mobilenetv2.phase1.learning_rate") <= 1
     assert "0.0005" in table and "0.001" in table
