@@ -269,8 +269,12 @@ def plot_resolution(study: dict[str, Any], path: Path) -> None:
 
 
 def contact_sheet(image_dir: Path, table: pd.DataFrame, params: ContactSheetParams, path: Path) -> list[str]:
-    """A grid PNG: a row per class, a column per identity (the first ``columns`` identities, each with
-    its first image of that class). Returns the files shown."""
+    """A grid PNG: a row per class, a column per identity (the first ``columns`` identities by file name).
+
+    Each cell shows that identity's frame of that class with the strongest expression (highest
+    ``intensity``; the first file when there is no intensity column), labelled with class, identity,
+    preset and intensity, so the classes can be told apart at a glance. Returns the files shown.
+    """
     import cv2
 
     classes = list(dict.fromkeys(table["class"]))
@@ -284,6 +288,8 @@ def contact_sheet(image_dir: Path, table: pd.DataFrame, params: ContactSheetPara
             if match.empty:
                 cells.append(None)
                 continue
+            if "intensity" in match:
+                match = match.sort_values(["intensity", "file"], ascending=[False, True], kind="stable")
             f = match["file"].iloc[0]
             image = cv2.imread(str(image_dir / f), cv2.IMREAD_COLOR)
             if image is None:
@@ -291,7 +297,9 @@ def contact_sheet(image_dir: Path, table: pd.DataFrame, params: ContactSheetPara
             h = round(image.shape[0] * params.thumb_width / image.shape[1])
             thumb_h = thumb_h or h
             thumb = cv2.resize(image, (params.thumb_width, thumb_h), interpolation=cv2.INTER_AREA)
-            label = f"{cls} | {ident} | {match['expression'].iloc[0] if 'expression' in match else ''}"
+            label = f"{cls} | {ident}"
+            if "expression" in match and "intensity" in match:
+                label += f" | {match['expression'].iloc[0]} {match['intensity'].iloc[0]:.2f}"
             cv2.rectangle(thumb, (0, 0), (params.thumb_width, 18), (0, 0, 0), -1)
             cv2.putText(thumb, label, (4, 13), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 255, 255), 1, cv2.LINE_AA)
             cells.append(thumb)
