@@ -12,7 +12,8 @@
    intensity and colour per channel drawn uniformly (the study's custom light randomizer, with the
    intensity scaled once).
 5. :class:`CameraParams`: the camera model (fixed, a param).
-6. :class:`PostParams` -> :func:`sample_post`: optional sensor noise, blur and JPEG quality.
+6. :class:`PostParams` -> :func:`sample_post`: optional grey frames, blur, sensor noise and JPEG
+   quality (all off by default).
 
 Geometry of the wall is given in *wall units*: one wall unit is a sixth of the view height, so the
 study's orthographic camera of size 3 sees a view 6 units tall, and its unit-sized prefabs, 0.4
