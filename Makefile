@@ -14,6 +14,8 @@ ifneq ($(wildcard $(SHARED)/assets/keras/models),)
 export KERAS_HOME ?= $(abspath .keras_home)
 endif
 export TF_CPP_MIN_LOG_LEVEL ?= 2
+# Stages run `python -m stages.<name>`: the venv's python must come first on PATH.
+export PATH := $(abspath $(BIN)):$(PATH)
 
 .PHONY: setup repro test lint format params dag clean-env
 
