@@ -248,7 +248,14 @@ namespace Sim2Real
                         + camera.right * ((p.x - width / 2f) * unit)
                         + camera.up * ((p.y - height / 2f) * unit)
                         + camera.forward * ((bg.depth + layer * bg.separation) * unit);
-                    go.transform.rotation = Quaternion.Euler(U(bg.rotation_deg), U(bg.rotation_deg), U(bg.rotation_deg));
+                    // Extrinsic x, then y, then z about the camera's axes (the embedded renderer's
+                    // Rotation.from_euler("xyz") about the view axes).
+                    var rx = U(bg.rotation_x_deg);
+                    var ry = U(bg.rotation_y_deg);
+                    var rz = U(bg.rotation_z_deg);
+                    go.transform.rotation = Quaternion.AngleAxis(rz, camera.forward)
+                        * Quaternion.AngleAxis(ry, camera.up) * Quaternion.AngleAxis(rx, camera.right)
+                        * camera.rotation;
                     go.transform.localScale = Vector3.one * (U(bg.scale) * unit);
                     var a = Color.HSVToRGB(U(0f, 1f), U(bg.saturation), U(bg.value));
                     var b = Color.HSVToRGB(U(0f, 1f), U(bg.saturation), U(bg.value));

@@ -81,7 +81,11 @@ namespace Sim2Real
         [JsonRequired] public float[] saturation; // pattern colours: hue uniform, saturation and value uniform
         [JsonRequired] public float[] value;
         [JsonRequired] public float[] hue_offset_deg;
-        [JsonRequired] public float[] rotation_deg;
+        // Each shape's rotation in the camera frame, degrees per axis (the study: x, y in [-30, 30], z 0):
+        // x tilts about the view's right axis, y about its up axis, z spins about the view axis.
+        [JsonRequired] public float[] rotation_x_deg;
+        [JsonRequired] public float[] rotation_y_deg;
+        [JsonRequired] public float[] rotation_z_deg;
         [JsonRequired] public float[] pattern_frequency;
         [JsonRequired] public int candidates;
     }
