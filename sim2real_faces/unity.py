@@ -5,7 +5,9 @@ randomizer parameter), exports the identities as GLB files into ``unity/Assets/H
 :mod:`sim2real_faces.gltf_export`), starts the Unity editor in batch mode on ``unity/`` (argv list, no
 shell, log kept, timeout from params) and imports the Perception output with
 :mod:`sim2real_faces.perception` into the embedded renderer's layout: ``<out_dir>/images/*.png`` and
-``<out_dir>/metadata.csv``.
+``<out_dir>/metadata.csv``. ``generate.post`` (grey frames, blur, noise, JPEG) is image-space: it is applied
+here in Python to the imported images (:func:`apply_post_to_images`), with the embedded renderer's
+sampler and function, so both backends post-process a file name with the same values.
 
 Params: section ``unity`` (:class:`UnityParams`, ``conf/unity/default.yaml``). The editor comes from
 ``unity.editor`` or, when that is empty, the environment variable ``UNITY_EDITOR``.
@@ -34,7 +36,7 @@ import numpy as np
 import pandas as pd
 
 from sim2real_faces.params import from_dict
-from sim2real_faces.render.dataset import GenerateParams
+from sim2real_faces.render.dataset import GenerateParams, png_options
 from sim2real_faces.render.randomizers import (
     BackgroundParams,
     CameraParams,
@@ -42,7 +44,10 @@ from sim2real_faces.render.randomizers import (
     LightParams,
     PlacementParams,
     PostParams,
+    apply_post,
+    sample_post,
 )
+from sim2real_faces.render.scene import stream_rngs
 
 SCENARIO_SCHEMA = "sim2real-faces/unity-scenario/1"
 EDITOR_ENV = "UNITY_EDITOR"
@@ -92,7 +97,8 @@ class UnityScenario:
     """Everything the C# scenario reads (``ScenarioConfig.cs``); written as ``<out_dir>/unity_scenario.json``.
 
     ``camera``, ``background``, ``placement``, ``head`` and ``lights`` are the embedded renderer's params
-    objects (section ``generate``) unchanged, so both backends draw from the same ranges.
+    objects (section ``generate``) unchanged, so both backends draw from the same ranges. ``generate.post``
+    is not here: Python applies it to the imported images (:func:`apply_post_to_images`).
     """
 
     iterations: int
@@ -196,12 +202,8 @@ def build_scenario(
     shape_assets: Sequence[str],
 ) -> UnityScenario:
     """The scenario for ``generate`` (randomizers, size), ``expressions`` (classes, intensity, tears) and
-    ``unity`` (steps, format); refuses params the Unity backend does not implement."""
-    if generate.post != PostParams():
-        raise UnityError(
-            f"generate.post = {asdict(generate.post)} (blur/noise/JPEG) is not implemented by the Unity "
-            "backend; set it to its defaults or use generate.backend=embedded."
-        )
+    ``unity`` (steps, format). ``generate.post`` is applied after the import
+    (:func:`apply_post_to_images`)."""
     return UnityScenario(
         iterations=len(plan),
         seed=scenario_seed(seed),
@@ -293,18 +295,63 @@ def run_unity(argv: list[str], timeout_s: int, log_file: Path) -> None:
 
 
 # ---------------------------------------------------------------------------------------------------------
+# Image-space post effects (generate.post) on the imported images.
+# ---------------------------------------------------------------------------------------------------------
+
+POST_COLUMNS = (
+    "post_blur_sigma",
+    "post_noise_sigma",
+    "post_jpeg_quality",
+    "post_noise_seed",
+    "post_grayscale",
+)
+
+
+def apply_post_to_images(
+    images_dir: Path, seeds: Mapping[str, int], post: PostParams, png_compression: int
+) -> pd.DataFrame:
+    """Apply ``generate.post`` to the imported images ``images_dir/<file>`` in place (once: the import
+    copies fresh captures) and return one row per file: ``file`` and :data:`POST_COLUMNS`.
+
+    ``seeds`` maps each file to its frame seed (``plan_jobs``); the values come from that seed's
+    ``post`` stream (:func:`sim2real_faces.render.scene.stream_rngs` + ``sample_post``) and are applied
+    by ``apply_post``, exactly as the embedded renderer does for the same file. Every image is written
+    back as an RGB PNG (alpha dropped) with the embedded renderer's PNG options, also when the sampled
+    effects are off, so both backends' images have the same format and reruns the same bytes.
+    """
+    import cv2
+    from tqdm import tqdm
+
+    post.validate()
+    rows = []
+    for file in tqdm(sorted(seeds), desc="post (unity)", unit="img"):
+        path = Path(images_dir) / file
+        bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if bgr is None:
+            raise UnityError(f"{path}: the imported Perception image cannot be decoded; generate again.")
+        values = sample_post(post, stream_rngs(seeds[file])["post"])
+        image = apply_post(np.ascontiguousarray(bgr[:, :, ::-1]), values)
+        if not cv2.imwrite(str(path), image[:, :, ::-1], png_options(png_compression)):
+            raise OSError(f"OpenCV could not write {path}; check the disk and the folder's permissions.")
+        rows.append({"file": file, **{column: values[column] for column in POST_COLUMNS}})
+    return pd.DataFrame(rows, columns=["file", *POST_COLUMNS])
+
+
+# ---------------------------------------------------------------------------------------------------------
 # The whole backend.
 # ---------------------------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class Prepared:
-    """What :func:`prepare_unity` produced: the scenario (and its JSON) and the images' file names."""
+    """What :func:`prepare_unity` produced: the scenario (and its JSON), the images' file names and the
+    frame seeds (the embedded renderer's, used for ``generate.post``)."""
 
     scenario: UnityScenario
     scenario_json: Path
     files: list[str]  # image file name of each iteration
     identities: list[IdentityEntry]
+    seeds: list[int] = field(default_factory=list)  # frame seed of each iteration (plan_jobs)
 
 
 def prepare_unity(
@@ -344,7 +391,7 @@ def prepare_unity(
     shape_assets = [Path(p).relative_to(project).as_posix() for p in shapes]
     scenario = build_scenario(generate, unity, expressions, entries, plan, seed, perception_dir, shape_assets)
     scenario_json = write_scenario(scenario, Path(out_dir) / "unity_scenario.json")
-    return Prepared(scenario, scenario_json, [job.file for job in jobs], entries)
+    return Prepared(scenario, scenario_json, [job.file for job in jobs], entries, [job.seed for job in jobs])
 
 
 def generate_with_unity(
@@ -358,10 +405,11 @@ def generate_with_unity(
     """Stage generate with ``generate.backend: unity``: same plan, params and layout as the embedded one.
 
     Finds the editor first (one clear error without it), runs :func:`prepare_unity`, runs the editor
-    (log ``<out_dir>/unity.log``) and imports the Perception dataset: ``<out_dir>/images/<file>`` and
-    ``<out_dir>/metadata.csv`` with the embedded renderer's columns (identity columns, expression,
-    intensity, every randomizer value) plus ``iteration``; ``seed`` is the Unity run's seed (Perception
-    reseeds every iteration from it). Returns the metadata.
+    (log ``<out_dir>/unity.log``), imports the Perception dataset and applies ``generate.post`` to its
+    images (:func:`apply_post_to_images`): ``<out_dir>/images/<file>`` and ``<out_dir>/metadata.csv`` with
+    the embedded renderer's columns (identity columns, expression, intensity, every randomizer value,
+    the ``post_*`` values) plus ``iteration``; ``seed`` is the Unity run's seed (Perception reseeds every
+    iteration from it; the post values come from the frame seeds of ``plan_jobs``). Returns the metadata.
     """
     from sim2real_faces.perception import import_dataset
 
@@ -378,6 +426,16 @@ def generate_with_unity(
     run_unity(argv, unity.timeout_s, log_file)
     metadata = import_dataset(raw, out_dir, names=prepared.files)
     skipped = metadata.attrs.get("skipped", 0)
+    reported = sorted(set(POST_COLUMNS) & set(metadata.columns))
+    if reported:
+        raise UnityError(f"the Unity samples report {reported}; post effects are applied in Python only.")
+    post = apply_post_to_images(
+        out_dir / "images",
+        dict(zip(prepared.files, prepared.seeds, strict=True)),
+        generate.post,
+        generate.png_compression,
+    )
+    metadata = metadata.merge(post, on="file", how="left", validate="one_to_one")
     metadata = finish_metadata(metadata, prepared.identities, prepared.scenario)
     metadata.to_csv(out_dir / "metadata.csv", index=False)
     print(f"generate (unity): {len(metadata)} images imported, {skipped} unlabelled/extra captures skipped")

@@ -153,3 +153,33 @@ def test_sample_without_required_labels_is_an_error(tmp_path):
 def test_not_a_dataset(tmp_path):
     with pytest.raises(PerceptionFormatError, match="neither SOLO data"):
         read_captures(tmp_path)
+
+
+def test_post_effects_on_the_imported_perception_050_fixture(tmp_path):
+    """generate.post on a 0.x import (the Unity backend's path): in bounds, the same bytes on a rerun."""
+    import cv2
+    import numpy as np
+
+    from sim2real_faces.render.randomizers import PostParams, apply_post
+    from sim2real_faces.unity import POST_COLUMNS, apply_post_to_images
+
+    post = PostParams(
+        blur_sigma=(0.0, 1.0), noise_sigma=(0.0, 3.0), jpeg_quality=(70, 100), grayscale_probability=0.3
+    )
+    root = _simrun_with_samples(tmp_path)
+    written = []
+    for run in ("a", "b"):
+        table = import_dataset(root, tmp_path / run)
+        seeds = dict(zip(table["file"], (7, 8), strict=True))
+        values = apply_post_to_images(tmp_path / run / "images", seeds, post, png_compression=1)
+        assert list(values.columns) == ["file", *POST_COLUMNS] and len(values) == 2
+        assert values["post_blur_sigma"].between(0.0, 1.0).all()
+        assert values["post_noise_sigma"].between(0.0, 3.0).all()
+        assert values["post_jpeg_quality"].between(70, 100).all()
+        written.append([(tmp_path / run / "images" / f).read_bytes() for f in values["file"]])
+    assert written[0] == written[1]
+    for row, name in zip(values.to_dict("records"), ("camera_000.png", "camera_001.png"), strict=True):
+        source = cv2.imread(str(SIMRUN / "captures" / name))[:, :, ::-1]
+        result = cv2.imread(str(tmp_path / "b" / "images" / row["file"]))[:, :, ::-1]
+        assert result.shape == (240, 320, 3)
+        np.testing.assert_array_equal(result, apply_post(np.ascontiguousarray(source), row))

@@ -1,5 +1,6 @@
 """Unity backend: scenario JSON (every param, round trip, same schema as the C#), editor command line
-and errors, a stand-in editor run end to end, and the GLB export of humans and shapes."""
+and errors, generate.post on imported Perception images, a stand-in editor run end to end, and the GLB
+export of humans and shapes."""
 
 from __future__ import annotations
 
@@ -19,7 +20,8 @@ import yaml
 
 from sim2real_faces import gltf_export as g
 from sim2real_faces.params import from_dict
-from sim2real_faces.render.dataset import GenerateParams
+from sim2real_faces.perception import import_dataset
+from sim2real_faces.render.dataset import GenerateParams, plan_jobs
 from sim2real_faces.render.randomizers import (
     BackgroundParams,
     CameraParams,
@@ -27,14 +29,19 @@ from sim2real_faces.render.randomizers import (
     LightParams,
     PlacementParams,
     PostParams,
+    apply_post,
+    sample_post,
 )
+from sim2real_faces.render.scene import sample_frame, stream_rngs
 from sim2real_faces.unity import (
     EXECUTE_METHOD,
+    POST_COLUMNS,
     IdentityEntry,
     UnityError,
     UnityNotFoundError,
     UnityParams,
     UnityScenario,
+    apply_post_to_images,
     build_scenario,
     build_unity_command,
     find_editor,
@@ -47,6 +54,14 @@ from sim2real_faces.unity import (
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG_CS = REPO / "unity" / "Assets" / "Scripts" / "ScenarioConfig.cs"
+RANDOMIZERS_CS = REPO / "unity" / "Assets" / "Scripts" / "Randomizers.cs"
+SOLO = REPO / "tests" / "fixtures" / "solo"
+
+
+def _default_generate(**changes) -> GenerateParams:
+    """Section generate as conf/generate/default.yaml sets it (post effects on)."""
+    data = yaml.safe_load((REPO / "conf" / "generate" / "default.yaml").read_text())
+    return dataclasses.replace(from_dict(GenerateParams, data, "generate"), **changes)
 
 
 def _perturbed(obj):
@@ -86,8 +101,7 @@ class _Expressions:
 
 
 def _scenario(tmp_path, generate=None) -> UnityScenario:
-    generate = generate or _perturbed(GenerateParams(post=PostParams()))
-    generate = dataclasses.replace(generate, post=PostParams())
+    generate = generate or _perturbed(GenerateParams())
     entries = [
         IdentityEntry("id0", "Assets/Humans/id0.glb", {"identity": "id0", "gender": "female", "age": 30.0})
     ]
@@ -111,6 +125,17 @@ def test_every_param_lands_in_the_scenario_json_and_round_trips(tmp_path):
     assert data["iterations"] == 3 and 0 <= data["seed"] < 2**32
     assert read_scenario(path) == scenario
     assert scenario_to_json(read_scenario(path)) == path.read_text()
+    assert "post" not in data  # applied in Python to the imported images
+
+
+def test_background_ranges_are_used_by_the_csharp_randomizer():
+    """Every range of BackgroundParams is read by the wall randomizer (per-axis rotation, HSV colours)."""
+    body = RANDOMIZERS_CS.read_text().split("class BackgroundWallRandomizer", 1)[1].split("class ", 1)[0]
+    for f in dataclasses.fields(BackgroundParams):
+        assert f"bg.{f.name}" in body, f.name
+    for axis in "xyz":
+        assert f"U(bg.rotation_{axis}_deg)" in body
+    assert body.count("U(bg.saturation)") == 2 and body.count("U(bg.value)") == 2  # both pattern colours
 
 
 def _cs_fields(class_name: str) -> set[str]:
@@ -142,10 +167,82 @@ def test_the_csharp_side_reads_exactly_these_params(cs_class, params_class):
     assert _cs_fields(cs_class) == {f.name for f in dataclasses.fields(params_class)}
 
 
-def test_post_effects_are_refused_not_dropped(tmp_path):
-    generate = dataclasses.replace(GenerateParams(), post=PostParams(blur_sigma=(0.5, 1.0)))
-    with pytest.raises(UnityError, match=r"generate\.post.*generate\.backend=embedded"):
-        build_scenario(generate, UnityParams(), _Expressions(), [], [], 1, tmp_path, [])
+POST = PostParams(
+    blur_sigma=(0.5, 1.5), noise_sigma=(1.0, 4.0), jpeg_quality=(60, 90), grayscale_probability=0.5
+)
+
+
+def _rgb(path: Path) -> np.ndarray:
+    import cv2
+
+    return np.ascontiguousarray(cv2.imread(str(path), cv2.IMREAD_COLOR)[:, :, ::-1])
+
+
+def _check_post(table: pd.DataFrame, seeds: dict, post: PostParams) -> None:
+    assert table["file"].tolist() == sorted(seeds) and list(table.columns) == ["file", *POST_COLUMNS]
+    for row in table.to_dict("records"):
+        assert row == {"file": row["file"], **sample_post(post, stream_rngs(seeds[row["file"]])["post"])}
+    assert table["post_blur_sigma"].between(*post.blur_sigma).all()
+    assert table["post_noise_sigma"].between(*post.noise_sigma).all()
+    assert table["post_jpeg_quality"].between(*post.jpeg_quality).all()
+    assert set(table["post_grayscale"]) <= {0, 1}
+
+
+def test_post_effects_on_the_imported_solo_fixture(tmp_path):
+    """generate.post on a SOLO import: the embedded sampler's values per frame seed, the embedded
+    apply_post on the RGB pixels, the same bytes on a rerun."""
+    outputs = []
+    for run in ("a", "b"):
+        import_dataset(SOLO, tmp_path / run)
+        seeds = {f"{i:05d}.png": 1000 + 17 * i for i in range(3)}
+        table = apply_post_to_images(tmp_path / run / "images", seeds, POST, png_compression=1)
+        _check_post(table, seeds, POST)
+        outputs.append(table)
+    assert outputs[0].equals(outputs[1])
+    for i, row in enumerate(outputs[0].to_dict("records")):
+        source = _rgb(SOLO / f"sequence.{i}" / "step0.camera.png")  # RGBA in the fixture; alpha dropped
+        written = (tmp_path / "a" / "images" / row["file"]).read_bytes()
+        assert written == (tmp_path / "b" / "images" / row["file"]).read_bytes()
+        result = _rgb(tmp_path / "a" / "images" / row["file"])
+        np.testing.assert_array_equal(result, apply_post(source, row))
+        assert not np.array_equal(result, source)  # blur >= 0.5 and noise >= 1 always change the tiny image
+
+
+def test_post_effects_many_frames_within_bounds_and_grey_share(tmp_path):
+    """60 frames (copies of a SOLO capture) with the plan's frame seeds: bounds, both grey and colour
+    frames, grey ones R == G == B (noise, drawn per channel, and the JPEG round trip off)."""
+    post = dataclasses.replace(POST, noise_sigma=(0.0, 0.0), jpeg_quality=(100, 100))
+    images = tmp_path / "images"
+    images.mkdir()
+    jobs = plan_jobs(["angry", "crying", "happy"], 20, 4, root_seed=5)
+    for job in jobs:
+        shutil.copyfile(SOLO / "sequence.1" / "step0.camera.png", images / job.file)
+    seeds = {job.file: job.seed for job in jobs}
+    table = apply_post_to_images(images, seeds, post, png_compression=1)
+    _check_post(table, seeds, post)
+    assert 10 < table["post_grayscale"].sum() < 50
+    assert table["post_blur_sigma"].nunique() == 60
+    for row in table.to_dict("records"):
+        image = _rgb(images / row["file"])
+        grey = (image[..., 0] == image[..., 1]).all() and (image[..., 1] == image[..., 2]).all()
+        assert grey == bool(row["post_grayscale"]), row
+
+
+def test_post_values_are_the_embedded_renderers_for_the_same_file():
+    from sim2real_faces.makehuman import ExpressionParams
+
+    generate = _default_generate(width=64, height=48)
+    expressions = ExpressionParams(classes={"angry": ["anger01"], "happy": ["laugh01"]})
+    for job in plan_jobs(list(expressions.classes), 3, 2, root_seed=11):
+        embedded = sample_frame(job, generate.scene(), expressions).values
+        unity = sample_post(generate.post, stream_rngs(job.seed)["post"])
+        assert unity == {k: embedded[k] for k in POST_COLUMNS}
+
+
+def test_undecodable_imported_image_is_an_error_naming_it(tmp_path):
+    (tmp_path / "x.png").write_bytes(b"not a png")
+    with pytest.raises(UnityError, match=r"x\.png: the imported Perception image cannot be decoded"):
+        apply_post_to_images(tmp_path, {"x.png": 1}, POST, 1)
 
 
 def test_invalid_scenarios_are_refused(tmp_path):
@@ -205,9 +302,13 @@ def test_editor_lookup_errors_name_the_param_and_the_variable(tmp_path):
 
 
 def test_generate_without_unity_stops_first_with_one_message(tmp_path, monkeypatch):
+    """`-S generate.backend=unity` with the default params (post effects on) and no editor."""
     monkeypatch.delenv("UNITY_EDITOR", raising=False)
-    with pytest.raises(UnityNotFoundError, match=r"unity\.editor.*UNITY_EDITOR"):
-        generate_with_unity(GenerateParams(backend="unity"), UnityParams(), [], _Expressions(), 1, tmp_path)
+    generate = _default_generate(backend="unity")
+    assert generate.post != PostParams()  # the default camera effects no longer stop the Unity path
+    with pytest.raises(UnityNotFoundError, match=r"unity\.editor.*UNITY_EDITOR") as error:
+        generate_with_unity(generate, UnityParams(), [], _Expressions(), 1, tmp_path)
+    assert len(str(error.value).splitlines()) == 1
     assert not list(tmp_path.iterdir())
 
 
@@ -270,14 +371,18 @@ def test_stand_in_editor_end_to_end(tmp_path, monkeypatch):
     project = tmp_path / "unity"
     shutil.copytree(REPO / "unity", project, ignore=shutil.ignore_patterns("Humans", "Shapes", "Library"))
     identities = study6_identities()[:2]
-    generate = GenerateParams(backend="unity", n_per_class=2)
+    generate = _default_generate(backend="unity", n_per_class=2)
     out = tmp_path / "raw"
     metadata = generate_with_unity(
         generate, UnityParams(project=str(project)), identities, _TinyExpressions(), 42, out
     )
     assert len(metadata) == 6 and sorted(metadata["file"]) == metadata["file"].tolist()
     assert metadata["file"].tolist()[:2] == ["angry_00000.png", "angry_00001.png"]
-    assert (out / "images" / "happy_00001.png").read_bytes() == png.read_bytes()
+    jobs = {j.file: j for j in plan_jobs(["angry", "crying", "happy"], 2, 2, 42)}
+    for row in metadata.to_dict("records"):  # post effects: the embedded sampler per frame seed, applied
+        values = sample_post(generate.post, stream_rngs(jobs[row["file"]].seed)["post"])
+        assert {k: row[k] for k in POST_COLUMNS} == values
+        np.testing.assert_array_equal(_rgb(out / "images" / row["file"]), apply_post(_rgb(png), values))
     written = pd.read_csv(out / "metadata.csv")
     assert list(written.columns[:9]) == [
         "file",
@@ -291,6 +396,7 @@ def test_stand_in_editor_end_to_end(tmp_path, monkeypatch):
         "age",
     ]
     assert set(written["identity"]) == {s.name for s in identities}
+    assert list(written.columns[-6:]) == [*POST_COLUMNS, "seed"]  # as the embedded metadata ends
     assert written.groupby("class")["identity"].nunique().tolist() == [2, 2, 2]
     scenario = read_scenario(out / "unity_scenario.json")
     assert scenario.iterations == 6 and (written["seed"] == scenario.seed).all()
