@@ -200,6 +200,13 @@ def test_post_effects_follow_their_samples():
     assert np.std(jpeg[:, :20].astype(float)) < np.std(out[:, :20].astype(float))  # JPEG smooths the noise
 
 
+def test_grey_frames_get_grey_noise():
+    colour = np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    values = sample_post(PostParams(noise_sigma=(5, 5), grayscale_probability=1.0), np.random.default_rng(2))
+    out = apply_post(colour, values)
+    assert values["post_grayscale"] and np.std(out.astype(float) - out[..., :1]) == 0.0
+
+
 # -------------------------------------------------------------------------------------------- seeds
 
 

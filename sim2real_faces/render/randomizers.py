@@ -413,14 +413,16 @@ def apply_post(image: np.ndarray, values: dict[str, float]) -> np.ndarray:
     import cv2
 
     out = image
-    if values.get("post_grayscale", 0):
-        grey = cv2.cvtColor(out, cv2.COLOR_RGB2GRAY)
-        out = np.repeat(grey[:, :, None], 3, axis=2)
+    grey = bool(values.get("post_grayscale", 0))
+    if grey:
+        out = np.repeat(cv2.cvtColor(out, cv2.COLOR_RGB2GRAY)[:, :, None], 3, axis=2)
     if values["post_blur_sigma"] > 0:
         out = cv2.GaussianBlur(out, (0, 0), values["post_blur_sigma"])
     if values["post_noise_sigma"] > 0:
         noise_rng = np.random.default_rng(values["post_noise_seed"])
-        noisy = out.astype(np.float32) + noise_rng.normal(0.0, values["post_noise_sigma"], out.shape)
+        # A grey camera has grey noise: one draw per pixel, shared by the three channels.
+        shape = (*out.shape[:2], 1) if grey else out.shape
+        noisy = out.astype(np.float32) + noise_rng.normal(0.0, values["post_noise_sigma"], shape)
         out = np.clip(np.rint(noisy), 0, 255).astype(np.uint8)
     if values["post_jpeg_quality"] < 100:
         ok, buf = cv2.imencode(
