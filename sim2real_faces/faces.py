@@ -263,9 +263,9 @@ def _aligned_crop(rgb: np.ndarray, landmarks: np.ndarray, size: int, margin: flo
     # Continuous coordinates -> OpenCV's pixel-centre convention (-0.5 in, +0.5 out).
     offset = -linear @ (centre - 0.5) - scale * box_centre + out / 2.0 - 0.5
     matrix = np.hstack([linear, offset[:, None]])
-    crop = cv2.warpAffine(
-        rgb, matrix, (out, out), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0)
-    )
+    # Out-of-image regions (tightly framed photos) repeat the edge pixels instead of black corners:
+    # a black border rotated with the eyes only ever appears in photos and would give the domain away.
+    crop = cv2.warpAffine(rgb, matrix, (out, out), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     if factor > 1:
         crop = cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA)
     return np.ascontiguousarray(crop)
