@@ -8,7 +8,9 @@
    pinned URL and verified against the pinned sha256.
 
 A hash mismatch is always an error. With no mirror and no network the error names the file, its URL
-and the mirror setting. Prefetch everything with ``python -m sim2real_faces.assets``.
+and the mirror setting; the network library's own exception chain is left out of it (it says nothing
+the message does not; ``--debug`` / ``SIM2REAL_DEBUG=1`` on a stage shows it). Prefetch everything with
+``python -m sim2real_faces.assets``.
 """
 
 from __future__ import annotations
@@ -23,12 +25,14 @@ from pathlib import Path
 
 import pooch
 
+from sim2real_faces.errors import ProjectError
+
 MIRROR_ENV = "SIM2REAL_ASSET_MIRROR"
 CACHE_ENV = "SIM2REAL_CACHE"
 _REGISTRY_DIR = Path(__file__).with_name("registry")
 
 
-class AssetError(RuntimeError):
+class AssetError(ProjectError, RuntimeError):
     """An external file is unknown, unavailable or does not match its pinned hash."""
 
 
@@ -97,13 +101,13 @@ def fetch(name: str) -> Path:
     except ValueError as error:  # pooch's hash mismatch
         raise AssetError(
             f"{name} downloaded from {asset.url} does not match sha256 {asset.sha256}: {error}"
-        ) from error
+        ) from None
     except Exception as error:  # network down, DNS, HTTP errors
         where = f"{mirror}/{name} does not exist" if mirror else f"{MIRROR_ENV} is not set"
         raise AssetError(
             f"Cannot get {name}: download from {asset.url} failed ({type(error).__name__}: {error}). "
             f"Offline? Set {MIRROR_ENV} to a folder that holds '{name}' (e.g. ../shared/assets); now {where}."
-        ) from error
+        ) from None
     return Path(path)
 
 
@@ -137,4 +141,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from sim2real_faces.cli import run_stage
+
+    run_stage(main)

@@ -41,9 +41,10 @@ import multiprocessing.util
 import zipfile
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import cv2
 import numpy as np
@@ -52,7 +53,22 @@ from PIL import Image
 from scipy.spatial.transform import Rotation
 from tqdm import tqdm
 
-from sim2real_faces.images import DEFAULT_MAX_PIXELS, ImageReadError, read_image
+from sim2real_faces.images import (
+    DEFAULT_MAX_PIXELS,
+    ImageReadError,
+    frames_note,
+    read_image,
+    read_image_frames,
+)
+from sim2real_faces.params import (
+    Count,
+    Fraction,
+    ParamsError,
+    PositiveInt,
+    Probability,
+    Range,
+    check_ranges,
+)
 
 __all__ = [
     "AU_COLUMNS",
@@ -80,40 +96,34 @@ class FaceParams:
 
     model: str = "mediapipe/face_landmarker.task"
     """Asset name of the Face Landmarker bundle (see sim2real_faces.assets)."""
-    max_faces: int = 4
+    max_faces: Count = 4
     """At most this many faces per image (the Landmarker's num_faces)."""
-    min_detection_confidence: float = 0.5
+    min_detection_confidence: Probability = 0.5
     """Face detector threshold, for the Landmarker and for the confidence detector alike."""
-    min_presence_confidence: float = 0.5
+    min_presence_confidence: Probability = 0.5
     """Landmarker's face-presence threshold."""
-    pad_fractions: tuple[float, ...] = (0.0, 0.25)
+    pad_fractions: tuple[Annotated[float, Range(0.0, 2.0, what="a fraction of the longer side")], ...] = (
+        0.0,
+        0.25,
+    )
     """Views to analyse: black border of this fraction of the longer side on every side (0 = as given)."""
-    match_iou: float = 0.5
+    match_iou: Probability = 0.5
     """Two boxes are the same face when their intersection over union is at least this."""
-    max_side: int = 1280
+    max_side: Annotated[int, Range(64, None, what="pixels")] = 1280
     """Images with a longer side above this are downscaled for detection (crops use full resolution)."""
-    max_pixels: int = DEFAULT_MAX_PIXELS
+    max_pixels: PositiveInt = DEFAULT_MAX_PIXELS
     """Images with more pixels are refused (ImageReadError) before decoding."""
-    crop_size: int = 224
+    crop_size: Annotated[int, Range(8, None, what="pixels")] = 224
     """Side of the aligned square crop in pixels."""
-    crop_margin: float = 0.1
+    crop_margin: Fraction = 0.1
     """Border around the landmarks' square, as a fraction of its side, on every side of the crop."""
 
     def __post_init__(self) -> None:
-        problems = []
-        if self.max_faces < 1:
-            problems.append(f"face.max_faces = {self.max_faces} must be >= 1")
-        for name in ("min_detection_confidence", "min_presence_confidence", "match_iou"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                problems.append(f"face.{name} = {getattr(self, name)} must lie in [0, 1]")
-        if not self.pad_fractions or any(not 0.0 <= f <= 2.0 for f in self.pad_fractions):
-            problems.append(f"face.pad_fractions = {list(self.pad_fractions)} needs 1+ values in [0, 2]")
-        if self.max_side < 64 or self.crop_size < 8 or self.max_pixels < 1:
-            problems.append("face.max_side >= 64, face.crop_size >= 8 and face.max_pixels >= 1 are required")
-        if not 0.0 <= self.crop_margin <= 1.0:
-            problems.append(f"face.crop_margin = {self.crop_margin} must lie in [0, 1]")
-        if problems:
-            raise ValueError("Invalid face params: " + "; ".join(problems) + ".")
+        check_ranges(self, "face")
+        if not self.pad_fractions:
+            raise ParamsError(
+                "params 'face.pad_fractions' = []; give 1 or more values in [0, 2], e.g. [0.0]."
+            )
 
 
 # The 52 outputs of face_blendshapes.tflite, in the model's order.
@@ -462,17 +472,26 @@ def face_row(face: Face | None, index: int = 0) -> dict[str, Any]:
 # Many files, one table.
 
 _WORKER_ANALYZER: FaceAnalyzer | None = None
+_WORKER_ERROR: Exception | None = None
 
 
 def _worker_init(params: FaceParams) -> None:
-    global _WORKER_ANALYZER
-    _WORKER_ANALYZER = FaceAnalyzer(params)
+    global _WORKER_ANALYZER, _WORKER_ERROR
+    try:
+        _WORKER_ANALYZER = FaceAnalyzer(params)
+    except Exception as error:
+        # Raised again by the first task, so it reaches the caller as itself (e.g. the AssetError naming
+        # the file, URL and mirror setting): an initializer that raises only breaks the pool.
+        _WORKER_ERROR = error
+        return
     # Close MediaPipe when the worker's loop ends (multiprocessing runs finalizers then), before the
     # interpreter shuts down the thread pool MediaPipe's close() needs.
     multiprocessing.util.Finalize(None, _WORKER_ANALYZER.close, exitpriority=10)
 
 
 def _worker_task(item: tuple[str, str | None]) -> list[dict[str, Any]]:
+    if _WORKER_ERROR is not None:
+        raise _WORKER_ERROR
     assert _WORKER_ANALYZER is not None, "worker not initialised"
     return _analyze_file(_WORKER_ANALYZER, *item)
 
@@ -480,14 +499,17 @@ def _worker_task(item: tuple[str, str | None]) -> list[dict[str, Any]]:
 def _analyze_file(analyzer: FaceAnalyzer, path: str, crop_path: str | None) -> list[dict[str, Any]]:
     """Rows of one file (see analyze_files); writes the most confident face's crop when asked."""
     try:
-        rgb = read_image(path, max_pixels=analyzer.params.max_pixels)
+        rgb, n_frames = read_image_frames(path, max_pixels=analyzer.params.max_pixels)
     except ImageReadError as error:
         row = face_row(None, 0)
         row["confidence"] = math.nan
-        return [{"file": path, "status": "unreadable", "reason": str(error), **row, "crop": ""}]
+        return [{"file": path, "status": "unreadable", "reason": str(error), **row, "crop": "", "note": ""}]
+    note = frames_note(n_frames)
     faces = analyzer.analyze(rgb)
     if not faces:
-        return [{"file": path, "status": "no_face", "reason": "", **face_row(None, 0), "crop": ""}]
+        return [
+            {"file": path, "status": "no_face", "reason": "", **face_row(None, 0), "crop": "", "note": note}
+        ]
     rows = []
     for index, face in enumerate(faces):
         crop = ""
@@ -496,7 +518,9 @@ def _analyze_file(analyzer: FaceAnalyzer, path: str, crop_path: str | None) -> l
             target.parent.mkdir(parents=True, exist_ok=True)
             Image.fromarray(face.crop).save(target, format="PNG")
             crop = crop_path
-        rows.append({"file": path, "status": "ok", "reason": "", **face_row(face, index), "crop": crop})
+        rows.append(
+            {"file": path, "status": "ok", "reason": "", **face_row(face, index), "crop": crop, "note": note}
+        )
     return rows
 
 
@@ -512,7 +536,8 @@ def analyze_files(
     Rows: one per detected face (``face`` = 0, 1, .. by confidence, ``status="ok"``); one ``success=0``
     row for an image with no face (``status="no_face"``); one row with ``status="unreadable"`` and the
     error in ``reason`` for a file :func:`read_image` refuses. Columns: file (the path as given), face,
-    status, reason, success, confidence, bbox_*, pose_R*, AU*_r, bs_*, crop. With ``crop_paths`` (one
+    status, reason, success, confidence, bbox_*, pose_R*, AU*_r, bs_*, crop, note (says when a file
+    has several frames and only the first was read; "" otherwise). With ``crop_paths`` (one
     output path per input) the most confident face's aligned crop is written there as PNG and its row's
     ``crop`` holds that path; ``crop`` is "" otherwise. ``workers`` > 1 runs that many spawned
     processes, each with its own :class:`FaceAnalyzer`.
@@ -534,17 +559,27 @@ def analyze_files(
                     rows += _analyze_file(analyzer, *item)
                     progress.update()
         else:
-            # A process pool that fails (BrokenProcessPool) instead of hanging if a worker dies.
+            from sim2real_faces import assets
+
+            assets.fetch(params.model)  # a missing or wrong model file fails here, before any process starts
+            # A process pool that fails (BrokenProcessPool) instead of hanging if a worker dies; errors
+            # raised in a worker (including its set-up) come back as themselves.
             chunksize = max(1, min(8, len(items) // (4 * workers)))
-            with ProcessPoolExecutor(
-                max_workers=min(workers, len(items)),
-                mp_context=multiprocessing.get_context("spawn"),
-                initializer=_worker_init,
-                initargs=(params,),
-            ) as pool:
-                for file_rows in pool.map(_worker_task, items, chunksize=chunksize):
-                    rows += file_rows
-                    progress.update()
-    columns = ["file", "face", "status", "reason", "success", *FEATURE_COLUMNS, "crop"]
+            try:
+                with ProcessPoolExecutor(
+                    max_workers=min(workers, len(items)),
+                    mp_context=multiprocessing.get_context("spawn"),
+                    initializer=_worker_init,
+                    initargs=(params,),
+                ) as pool:
+                    for file_rows in pool.map(_worker_task, items, chunksize=chunksize):
+                        rows += file_rows
+                        progress.update()
+            except BrokenProcessPool as error:
+                raise RuntimeError(
+                    f"a face-analysis worker process died ({error}); run with 1 worker (param "
+                    f"real.workers or extract.workers = 1) to see the failure in this process."
+                ) from error
+    columns = ["file", "face", "status", "reason", "success", *FEATURE_COLUMNS, "crop", "note"]
     table = pd.DataFrame(rows, columns=columns)
     return table.astype({"face": "int64", "success": "int64"})

@@ -4,26 +4,88 @@ DVC composes ``conf/`` into ``params.yaml`` (its Hydra integration); stages neve
 themselves. Each module declares the dataclass of the section it reads, and
 :func:`load_section` turns that section into an instance, checking names and types so a typo
 in ``params.yaml`` or a ``-S`` override stops with a message naming the key.
+
+Numbers must be finite (``.nan`` and ``.inf`` are refused). Ranges are declared on the field's type
+with :class:`Range` through ``typing.Annotated``, and checked at load, before a stage reads any data::
+
+    @dataclass(frozen=True)
+    class FilterParams:
+        min_confidence: Probability      # float in [0, 1]
+        workers: Count                   # int >= 1
+        size: Annotated[int, Range(8, 4096)]
+
+The error names the key, the value and the allowed range. A dataclass's own ``__post_init__`` checks
+(relations between keys) raising ``ValueError`` are reported as :class:`ParamsError` naming the section.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import yaml
+
+from sim2real_faces.errors import ProjectError
 
 PARAMS_FILE = Path("params.yaml")
 
 T = TypeVar("T")
 
 
-class ParamsError(ValueError):
-    """A params section is missing, misspelt or has a value of the wrong type."""
+class ParamsError(ProjectError, ValueError):
+    """A params section is missing, misspelt or has a value of the wrong type or out of its range."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Range:
+    """Allowed interval of a numeric param (``None``: unbounded); ``open_low``/``open_high`` exclude the ends.
+
+    Use as ``Annotated[float, Range(0.0, 1.0)]``; for lists and tuples of numbers it applies to every item.
+    """
+
+    low: float | None = None
+    high: float | None = None
+    open_low: bool = False
+    open_high: bool = False
+    what: str = ""
+
+    def __str__(self) -> str:
+        if self.low is not None and self.high is not None:
+            text = (
+                f"{'(' if self.open_low else '['}{self.low:g}, {self.high:g}{')' if self.open_high else ']'}"
+            )
+        elif self.low is not None:
+            text = f"{'>' if self.open_low else '>='} {self.low:g}"
+        elif self.high is not None:
+            text = f"{'<' if self.open_high else '<='} {self.high:g}"
+        else:
+            text = "any finite number"
+        return f"{text} ({self.what})" if self.what else text
+
+    def contains(self, value: float) -> bool:
+        """True when ``value`` lies in the interval."""
+        if self.low is not None and (value < self.low or (self.open_low and value == self.low)):
+            return False
+        return not (self.high is not None and (value > self.high or (self.open_high and value == self.high)))
+
+
+Probability = Annotated[float, Range(0.0, 1.0, what="a probability or confidence")]
+"""A float in [0, 1]: probabilities, confidences, shares, IoU thresholds."""
+Fraction = Annotated[float, Range(0.0, 1.0, what="a fraction")]
+"""A float in [0, 1]."""
+Count = Annotated[int, Range(1, None, what="a count")]
+"""An int >= 1: workers, sizes in items, epochs."""
+NonNegativeInt = Annotated[int, Range(0, None)]
+"""An int >= 0."""
+PositiveInt = Annotated[int, Range(1, None, what="a size")]
+"""An int >= 1 used as a size in pixels or bytes."""
+PositiveFloat = Annotated[float, Range(0.0, None, open_low=True, what="a size")]
+"""A float > 0."""
 
 
 def load_params(path: Path | str = PARAMS_FILE) -> dict[str, Any]:
@@ -57,7 +119,7 @@ def from_dict(cls: type[T], data: Any, where: str) -> T:
     """Recursively build dataclass ``cls`` from a mapping, rejecting unknown and missing keys."""
     if not isinstance(data, Mapping):
         raise ParamsError(f"params '{where}' must be a mapping, got {type(data).__name__}.")
-    hints = typing.get_type_hints(cls)
+    hints = typing.get_type_hints(cls, include_extras=True)
     fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     unknown = sorted(set(data) - set(fields))
     if unknown:
@@ -69,7 +131,12 @@ def from_dict(cls: type[T], data: Any, where: str) -> T:
                 raise ParamsError(f"params '{where}.{key}' is missing.")
             continue
         values[key] = _convert(hints[key], data[key], f"{where}.{key}")
-    return cls(**values)
+    try:
+        return cls(**values)
+    except ProjectError:
+        raise
+    except ValueError as error:  # a __post_init__ check across keys
+        raise ParamsError(f"params '{where}': {error}") from None
 
 
 def _convert(hint: Any, value: Any, where: str) -> Any:
@@ -77,6 +144,11 @@ def _convert(hint: Any, value: Any, where: str) -> Any:
     args = typing.get_args(hint)
     if hint is Any:
         return value
+    if origin is Annotated:
+        converted = _convert(args[0], value, where)
+        for bound in (a for a in args[1:] if isinstance(a, Range)):
+            _check_range(bound, converted, where)
+        return converted
     if origin in (typing.Union, types.UnionType):
         if value is None and type(None) in args:
             return None
@@ -114,6 +186,8 @@ def _convert(hint: Any, value: Any, where: str) -> Any:
     if hint is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ParamsError(f"params '{where}' must be a number, got {value!r}.")
+        if not math.isfinite(value):
+            raise ParamsError(f"params '{where}' = {value!r}; it must be a finite number (not NaN or inf).")
         return float(value)
     if hint is int:
         if isinstance(value, bool) or not isinstance(value, int):
@@ -132,3 +206,47 @@ def _convert(hint: Any, value: Any, where: str) -> Any:
             raise ParamsError(f"params '{where}' must be a path string, got {value!r}.")
         return Path(value)
     return value
+
+
+def _check_range(bound: Range, value: Any, where: str) -> None:
+    if value is None:
+        return
+    if isinstance(value, (list, tuple)):
+        for index, item in enumerate(value):
+            _check_range(bound, item, f"{where}[{index}]")
+        return
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and not bound.contains(value):
+        raise ParamsError(f"params '{where}' = {value!r} is out of range; allowed: {bound}.")
+
+
+def check_ranges(instance: Any, where: str) -> None:
+    """Check every :class:`Range`-annotated field of a dataclass instance (call from ``__post_init__``).
+
+    :func:`from_dict` checks the same ranges while loading; this makes a section built directly in
+    code (tests, notebooks) obey them too.
+    """
+    hints = typing.get_type_hints(type(instance), include_extras=True)
+    for field in dataclasses.fields(instance):
+        _check_hint(hints.get(field.name), getattr(instance, field.name), f"{where}.{field.name}")
+
+
+def _check_hint(hint: Any, value: Any, where: str) -> None:
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is Annotated:
+        for bound in (a for a in args[1:] if isinstance(a, Range)):
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ParamsError(
+                    f"params '{where}' = {value!r}; it must be a finite number (not NaN or inf)."
+                )
+            _check_range(bound, value, where)
+        _check_hint(args[0], value, where)
+    elif origin in (list, tuple) and isinstance(value, (list, tuple)) and args:
+        if origin is tuple and not (len(args) == 2 and args[1] is Ellipsis):
+            items = list(zip(args, value, strict=False))
+        else:
+            items = [(args[0], v) for v in value]
+        for index, (item_hint, item) in enumerate(items):
+            _check_hint(item_hint, item, f"{where}[{index}]")
+    elif origin in (typing.Union, types.UnionType) and value is not None:
+        for arg in (a for a in args if typing.get_origin(a) is Annotated):
+            _check_hint(arg, value, where)

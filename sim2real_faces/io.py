@@ -1,0 +1,174 @@
+"""Writing outputs so that an interrupted stage never leaves a mix of old and new files.
+
+- :func:`atomic_file`: write into a temporary sibling, ``os.replace`` it over the target on success.
+- :func:`atomic_dir`: fill a temporary sibling folder, swap it in for the target on success.
+- :func:`write_marker` / :func:`check_marker`: a completion marker (``complete.json``) written last,
+  holding the sha256 of a feature table and of every file in its crop folder. A reader that finds no
+  marker, or a table or crops that no longer match it, refuses them with
+  :class:`~sim2real_faces.errors.IncompleteOutputError`: the outputs are from an interrupted run, or
+  one of them was rewritten without the other. Content digests (not modification times) are compared,
+  so a ``dvc checkout`` that restores the files in any order still passes.
+
+On an exception (Ctrl-C included) the temporary sibling is removed and the previous outputs are left
+as they were.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sim2real_faces.errors import IncompleteOutputError
+
+MARKER = "complete.json"
+
+
+def _temp_sibling(target: Path, directory: bool) -> Path:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    prefix = f".{target.name}.tmp-"
+    if directory:
+        return Path(tempfile.mkdtemp(prefix=prefix, dir=target.parent))
+    handle, name = tempfile.mkstemp(prefix=prefix, dir=target.parent)
+    os.close(handle)
+    return Path(name)
+
+
+@contextmanager
+def atomic_file(target: Path | str) -> Iterator[Path]:
+    """Yield a temporary path beside ``target``; on success it replaces ``target`` in one rename."""
+    target = Path(target)
+    temp = _temp_sibling(target, directory=False)
+    try:
+        yield temp
+        os.chmod(temp, 0o644)  # mkstemp creates 0600
+        os.replace(temp, target)
+    finally:
+        temp.unlink(missing_ok=True)
+
+
+def write_text(target: Path | str, text: str) -> None:
+    """Write ``text`` to ``target`` atomically."""
+    with atomic_file(target) as temp:
+        temp.write_text(text)
+
+
+def write_json(target: Path | str, data: Any) -> None:
+    """Write ``data`` as indented JSON (with a final newline) to ``target`` atomically."""
+    write_text(target, json.dumps(data, indent=2) + "\n")
+
+
+def write_csv(target: Path | str, frame: Any) -> None:
+    """Write a pandas DataFrame to ``target`` (no index) atomically."""
+    with atomic_file(target) as temp:
+        frame.to_csv(temp, index=False)
+
+
+@contextmanager
+def atomic_dir(target: Path | str) -> Iterator[Path]:
+    """Yield an empty temporary folder beside ``target``; on success it takes ``target``'s place.
+
+    The old folder is renamed aside, the new one renamed in, then the old one deleted: at every
+    moment ``target`` is either the complete old folder, absent (between two renames), or the
+    complete new one.
+    """
+    target = Path(target)
+    temp = _temp_sibling(target, directory=True)
+    old: Path | None = None
+    try:
+        yield temp
+        os.chmod(temp, 0o755)  # mkdtemp creates 0700
+        if target.exists() or target.is_symlink():
+            old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
+            old.rmdir()
+            os.replace(target, old)
+        os.replace(temp, target)
+    finally:
+        if temp.exists():
+            shutil.rmtree(temp, ignore_errors=True)
+        if old is not None:
+            if old.is_dir() and not old.is_symlink():
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                old.unlink(missing_ok=True)
+
+
+def file_sha256(path: Path | str) -> str:
+    """Hex sha256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def folder_digest(folder: Path | str, exclude: tuple[str, ...] = (MARKER,)) -> dict[str, Any]:
+    """``{"n_files": .., "sha256": ..}`` over every file below ``folder`` (relative path + content)."""
+    folder = Path(folder)
+    digest = hashlib.sha256()
+    n_files = 0
+    if folder.is_dir():
+        for path in sorted(p for p in folder.rglob("*") if p.is_file() and p.name not in exclude):
+            digest.update(path.relative_to(folder).as_posix().encode() + b"\0")
+            digest.update(file_sha256(path).encode() + b"\n")
+            n_files += 1
+    return {"n_files": n_files, "sha256": digest.hexdigest()}
+
+
+def marker_content(table: Path, crops: Path) -> dict[str, Any]:
+    """What :func:`write_marker` records: the table's and the crop folder's digests (no times: same bytes)."""
+    return {"table": {"file": table.name, "sha256": file_sha256(table)}, "crops": folder_digest(crops)}
+
+
+def write_marker(marker: Path | str, table: Path | str, crops: Path | str) -> None:
+    """Write the completion marker for ``table`` and ``crops`` (call it after both are complete)."""
+    write_json(marker, marker_content(Path(table), Path(crops)))
+
+
+def check_marker(marker: Path | str, table: Path | str, crops: Path | str, stage: str) -> None:
+    """Refuse ``table`` + ``crops`` unless ``marker`` exists and matches both (see module docstring)."""
+    marker, table, crops = Path(marker), Path(table), Path(crops)
+    rerun = f"Rerun the stage that writes them: `dvc repro {stage}` (or `python -m stages.{stage}`)."
+    if not marker.is_file():
+        raise IncompleteOutputError(
+            f"{table}: its completion marker {marker} is missing, so the table and the crops in {crops} "
+            f"may come from an interrupted run or from an older version of the stage. {rerun}"
+        )
+    try:
+        recorded = json.loads(marker.read_text())
+    except (OSError, ValueError) as error:
+        raise IncompleteOutputError(f"{marker} cannot be read ({error}). {rerun}") from None
+    if not table.is_file():
+        raise IncompleteOutputError(f"{table} not found. {rerun}")
+    actual = marker_content(table, crops)
+    if not isinstance(recorded, dict) or recorded.get("table") != actual["table"]:
+        raise IncompleteOutputError(
+            f"{table} is not the table its completion marker {marker} was written for (changed after the "
+            f"run that wrote it, e.g. by an interrupted run). {rerun}"
+        )
+    if recorded.get("crops") != actual["crops"]:
+        raise IncompleteOutputError(
+            f"the crops in {crops} ({actual['crops']['n_files']} files) are not the ones {table} was "
+            f"written with ({recorded.get('crops', {}).get('n_files')} files): the feature table is "
+            f"older than its crops (an interrupted run?). {rerun}"
+        )
+
+
+@contextmanager
+def table_with_crops(table: Path | str, crops: Path | str) -> Iterator[tuple[Path, Path]]:
+    """Yield (temporary table path, temporary crop folder) for a feature table and the crops it names.
+
+    On success the completion marker ``<crops>/complete.json`` is written into the new crop folder, the
+    folder is swapped in, then the table replaced: a reader that sees a marker matching both knows they
+    belong together (:func:`check_marker`). On an exception nothing is moved.
+    """
+    table, crops = Path(table), Path(crops)
+    with atomic_file(table) as temp_table, atomic_dir(crops) as temp_crops:
+        yield temp_table, temp_crops
+        write_marker(temp_crops / MARKER, temp_table, temp_crops)
