@@ -12,6 +12,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Literal
 
+from sim2real_faces.errors import ProjectError
+
 FeatureGroup = Literal["au", "blendshapes", "pose"]
 GROUPS: tuple[str, ...] = ("au", "blendshapes", "pose")
 
@@ -39,7 +41,7 @@ STUDY_AU_COLUMNS: tuple[str, ...] = (
 POSE_COLUMNS: tuple[str, ...] = ("pose_Rx", "pose_Ry", "pose_Rz")
 
 
-class FeatureError(ValueError):
+class FeatureError(ProjectError, ValueError):
     """A feature group is unknown, repeated, or its columns are missing from a table."""
 
 

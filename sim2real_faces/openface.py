@@ -35,6 +35,9 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from sim2real_faces.errors import ProjectError
+from sim2real_faces.params import Count, PositiveInt
+
 Program = Literal["FaceLandmarkImg", "FeatureExtraction"]
 Output = Literal["aus", "pose", "2Dfp", "3Dfp", "pdmparams", "gaze", "hogalign", "simalign", "tracked"]
 
@@ -50,7 +53,7 @@ _AU_R = re.compile(r"^AU\d\d_r$")
 _LAST_INT = re.compile(r"(\d+)$")
 
 
-class OpenFaceError(RuntimeError):
+class OpenFaceError(ProjectError, RuntimeError):
     """Base class: OpenFace is unavailable, failed, or wrote something unexpected."""
 
 
@@ -77,9 +80,11 @@ class OpenFaceParams:
     image: str = DEFAULT_IMAGE  # must be pinned by digest: name@sha256:<64 hex>
     image_bin_dir: str = DEFAULT_IMAGE_BIN_DIR  # where the image keeps the executables
     outputs: list[Output] = field(default_factory=lambda: ["aus", "pose", "2Dfp", "simalign"])
-    sim_size: int = 112  # -simsize: side of the similarity-aligned face in pixels (OpenFace's default)
+    sim_size: PositiveInt = (
+        112  # -simsize: side of the similarity-aligned face in pixels (OpenFace's default)
+    )
     extra_args: list[str] = field(default_factory=list)  # e.g. ["-wild"] or ["-multi_view", "1"]
-    timeout_s: int = 3600  # per OpenFace process
+    timeout_s: Count = 3600  # per OpenFace process
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,8 @@ Reads ``data/synthetic/images/`` (``metadata.csv`` + ``images/<file>``) and writ
 - ``data/synthetic/features.csv``: the metadata columns of each image plus the face columns (one row
   per detected face, most confident first; a ``no_face`` row with ``success=0`` for an image without a
   face; an ``unreadable`` row with the reason for a file that cannot be decoded) and ``crop``;
-- ``data/synthetic/crops/<file>.png``: the aligned crop of each image's most confident face;
+- ``data/synthetic/crops/<file>.png``: the aligned crop of each image's most confident face, and
+  ``complete.json``, the completion marker of table + crops (``sim2real_faces.io``);
 - ``metrics/synthetic_faces.json``: detection rate overall and per class at this (downscaled) size.
 
 Backends: ``embedded`` (MediaPipe through ``sim2real_faces.faces.analyze_files``) or ``openface``
@@ -14,7 +15,6 @@ Backends: ``embedded`` (MediaPipe through ``sim2real_faces.faces.analyze_files``
 
 from __future__ import annotations
 
-import json
 import shutil
 import tempfile
 from dataclasses import dataclass, field
@@ -23,14 +23,16 @@ from typing import Any, Literal
 
 import pandas as pd
 
+from sim2real_faces import io as atomic
+from sim2real_faces.errors import ProjectError
 from sim2real_faces.openface import OpenFaceParams
-from sim2real_faces.params import load_section
+from sim2real_faces.params import Count, load_section
 from sim2real_faces.paths import METRICS, SYNTH_CROPS, SYNTH_FEATURES, SYNTH_IMAGES
 
 FACE_META_COLUMNS = ("file", "face", "status", "reason", "crop")
 
 
-class ExtractError(RuntimeError):
+class ExtractError(ProjectError, RuntimeError):
     """The input image folder is inconsistent with its metadata."""
 
 
@@ -39,7 +41,7 @@ class ExtractParams:
     """Params section ``extract``."""
 
     backend: Literal["embedded", "openface"] = "embedded"
-    workers: int = 2  # embedded: analysis processes; openface: OpenFace processes
+    workers: Count = 2  # embedded: analysis processes; openface: OpenFace processes
     openface: OpenFaceParams = field(default_factory=OpenFaceParams)
 
 
@@ -110,6 +112,9 @@ def merge(metadata: pd.DataFrame, table: pd.DataFrame, paths: list[str]) -> pd.D
     if "crop" not in faces.columns:
         faces["crop"] = ""
     faces["crop"] = faces["crop"].fillna("")
+    if "note" not in faces.columns:
+        faces["note"] = ""  # backends that read single frames only
+    faces["note"] = faces["note"].fillna("")
     return pd.concat([meta, faces], axis=1)
 
 
@@ -156,16 +161,17 @@ def run_extract(
     metadata = read_metadata(images_dir)
     paths = [str(images_dir / "images" / f) for f in metadata["file"]]
     crop_paths = [crop_path_for(crops_dir, f) for f in metadata["file"]]
-    if crops_dir.exists():
-        shutil.rmtree(crops_dir)  # no stale crops from an earlier run
-    crops_dir.mkdir(parents=True)
-    table = analyse(paths, crop_paths, params, face_params)
-    features = merge(metadata, table, paths)
-    features_csv.parent.mkdir(parents=True, exist_ok=True)
-    features.to_csv(features_csv, index=False)
+    # Crops and table are written beside the old ones and swapped in together when the analysis is
+    # complete (with a completion marker); an interrupted run leaves the previous outputs as they were.
+    with atomic.table_with_crops(features_csv, crops_dir) as (temp_csv, temp_crops):
+        temp_paths = [crop_path_for(temp_crops, f) for f in metadata["file"]]
+        table = analyse(paths, temp_paths, params, face_params)
+        final = {str(t): str(c) for t, c in zip(temp_paths, crop_paths, strict=True)}
+        table["crop"] = [final.get(c, c) if isinstance(c, str) else c for c in table["crop"]]
+        features = merge(metadata, table, paths)
+        features.to_csv(temp_csv, index=False)
     metrics = detection_metrics(features, params.backend, image_size(paths[0]) if paths else None)
-    metrics_json.parent.mkdir(parents=True, exist_ok=True)
-    metrics_json.write_text(json.dumps(metrics, indent=2) + "\n")
+    atomic.write_json(metrics_json, metrics)
     return features
 
 
@@ -181,4 +187,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from sim2real_faces.cli import run_stage
+
+    run_stage(main)

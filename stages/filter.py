@@ -11,21 +11,22 @@ holds one row per kept image: the metadata columns, ``face``, ``confidence``, th
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from sim2real_faces import io as atomic
+from sim2real_faces.errors import ProjectError
 from sim2real_faces.features import FeatureParams, require_columns
-from sim2real_faces.params import load_section
+from sim2real_faces.params import Probability, load_section
 from sim2real_faces.paths import FILTERED, METRICS, SYNTH_FEATURES, SYNTH_IMAGES
 
 REASONS = ("no_face", "unreadable", "low_confidence", "missing_features")
 
 
-class FilterError(ValueError):
+class FilterError(ProjectError, ValueError):
     """The features table is not what stage ``extract`` writes."""
 
 
@@ -33,7 +34,7 @@ class FilterError(ValueError):
 class FilterParams:
     """Params section ``filter``."""
 
-    min_confidence: float = 0.8  # keep a face when its confidence is strictly above this
+    min_confidence: Probability = 0.8  # keep a face when its confidence is strictly above this
 
 
 def filter_faces(
@@ -118,11 +119,9 @@ def run_filter(
             f"no image of {features_csv} kept at filter.min_confidence={params.min_confidence}: "
             f"outcomes {outcomes['outcome'].value_counts().to_dict()}."
         )
-    filtered_csv.parent.mkdir(parents=True, exist_ok=True)
-    kept.to_csv(filtered_csv, index=False)
     metrics = table1(outcomes, params.min_confidence, groups, len(feature_cols))
-    metrics_json.parent.mkdir(parents=True, exist_ok=True)
-    metrics_json.write_text(json.dumps(metrics, indent=2) + "\n")
+    atomic.write_csv(filtered_csv, kept)
+    atomic.write_json(metrics_json, metrics)
     return metrics
 
 
@@ -136,4 +135,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from sim2real_faces.cli import run_stage
+
+    run_stage(main)

@@ -1,71 +1,136 @@
 """Inference: ``python -m stages.predict PATH... [--model mlp|mobilenetv2|vgg16] [--out file.csv]``.
 
-Finds every face in the given images (folders are searched recursively for image files) with the
-same face analysis as the pipeline (params section ``face``), and prints or writes one CSV row per
-face with the class probabilities of a trained model from ``models/<model>/``. An image without a
-face or that cannot be read gets a row with ``status`` ``no_face`` / ``unreadable`` and a message
-on stderr; a path that does not exist stops the command before anything is loaded (exit code 2).
+Finds every face in the given images (folders are searched recursively) with the same face analysis
+as the pipeline (params section ``face``), and prints or writes one CSV row per face with the class
+probabilities of a trained model from ``models/<model>/``. Nothing given is left out silently:
+
+- an image without a face, or that cannot be read, gets a row with ``status`` ``no_face`` /
+  ``unreadable`` (the reason in ``reason``) and a message on stderr;
+- an entry of a folder that is not an image (unsupported format, dangling or looping link, hidden
+  file) gets a row with ``status`` ``skipped`` and the reason (``sim2real_faces.images.SKIP_REASONS``);
+- a file with several frames (animated GIF, multi-page TIFF) is read at its first frame, and its
+  ``note`` says so.
+
+A path that does not exist, an ``--out`` that is a folder or cannot be written, and a missing or
+damaged model stop the command before the analysis, with a message and exit status 2. ``--out`` is
+written in one step at the end (a temporary sibling renamed into place).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from sim2real_faces.errors import ProjectError
 from sim2real_faces.models import MODEL_NAMES
 from sim2real_faces.paths import MODELS
 
-
-class PredictInputError(ValueError):
-    """A path given to predict does not exist or holds no image."""
+COLUMNS = ["file", "face", "status", "reason", "note", "confidence", "x0", "y0", "x1", "y1"]
 
 
-def collect_images(paths: list[str]) -> list[Path]:
-    """The image files named by ``paths``: files as given, folders searched recursively (sorted)."""
-    from sim2real_faces.images import is_image_file
+class PredictInputError(ProjectError, ValueError):
+    """A path given to predict does not exist or holds nothing to read, or ``--out`` cannot be written."""
 
-    images: list[Path] = []
+
+@dataclass(frozen=True)
+class Input:
+    """One entry to report: an image to analyse (``reason`` "") or a skipped folder entry."""
+
+    path: Path
+    reason: str = ""
+
+
+def collect_inputs(paths: list[str]) -> list[Input]:
+    """The entries named by ``paths``: files as given, folders walked recursively (sorted by name).
+
+    Every folder entry comes back, an image or with the reason it is skipped.
+    """
+    from sim2real_faces.images import scan_folder
+
+    inputs: list[Input] = []
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
-            found = sorted(p for p in path.rglob("*") if p.is_file() and is_image_file(p))
-            if not found:
-                raise PredictInputError(f"{path}: folder holds no image files (.png, .jpg, ...).")
-            images += found
+            found = [Input(entry.path, entry.reason) for entry in scan_folder(path)]
+            if not any(not item.reason for item in found):
+                reasons = sorted({item.reason for item in found})
+                raise PredictInputError(
+                    f"{path}: folder holds no image files (.png, .jpg, ...)"
+                    f"{f'; only entries skipped as {reasons}' if reasons else ''}."
+                )
+            inputs += found
         elif path.is_file():
-            images.append(path)
+            inputs.append(Input(path))
+        elif path.is_symlink():
+            raise PredictInputError(f"{path}: a symbolic link whose target does not exist (or loops).")
         else:
             raise PredictInputError(f"{path}: no such file or folder.")
-    return images
+    return inputs
 
 
-def predict_images(images: list[Path], model_dir: Path, face_params, progress: bool = True) -> pd.DataFrame:
-    """One row per face (or per faceless/unreadable image) with class probabilities."""
+def collect_images(paths: list[str]) -> list[Path]:
+    """The image files named by ``paths`` (see :func:`collect_inputs`; skipped entries left out)."""
+    return [item.path for item in collect_inputs(paths) if not item.reason]
+
+
+def check_out(out: Path) -> None:
+    """Refuse an ``--out`` that cannot be written, before any work is done."""
+    if out.is_dir():
+        raise PredictInputError(
+            f"--out {out} is a folder; give a file name, e.g. --out {out / 'predictions.csv'}."
+        )
+    parent = out.parent if str(out.parent) else Path(".")
+    existing = parent
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise PredictInputError(f"--out {out}: {existing} is a file, so no folder can be made there.")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise PredictInputError(f"--out {out}: folder {existing} is not writable; choose another place.")
+    if out.exists() and not os.access(out, os.W_OK):
+        raise PredictInputError(f"--out {out} exists and is not writable; choose another file.")
+
+
+def predict_images(
+    images: list[Path] | list[Input], model_dir: Path, face_params, progress: bool = True
+) -> pd.DataFrame:
+    """One row per face (or per faceless/unreadable image, or skipped entry) with class probabilities."""
     from tqdm import tqdm
 
     from sim2real_faces.faces import FaceAnalyzer, face_row
-    from sim2real_faces.images import ImageReadError, read_image
+    from sim2real_faces.images import ImageReadError, frames_note, read_image_frames
     from sim2real_faces.models import Predictor, resize_crop
 
+    items = [item if isinstance(item, Input) else Input(Path(item)) for item in images]
     predictor = Predictor(model_dir)
     rows: list[dict] = []
     inputs: list[np.ndarray] = []
     with FaceAnalyzer(face_params) as analyzer:
-        for path in tqdm(images, desc="predict", unit="img", disable=not progress):
+        for item in tqdm(items, desc="predict", unit="img", disable=not progress):
+            path = item.path
+            if item.reason:
+                print(f"skipped: {path}: {item.reason}", file=sys.stderr)
+                rows.append({"file": str(path), "face": -1, "status": "skipped", "reason": item.reason})
+                continue
             try:
-                rgb = read_image(path, max_pixels=face_params.max_pixels)
+                rgb, n_frames = read_image_frames(path, max_pixels=face_params.max_pixels)
             except ImageReadError as error:
                 print(f"skipped: {error}", file=sys.stderr)
-                rows.append({"file": str(path), "face": -1, "status": "unreadable"})
+                rows.append({"file": str(path), "face": -1, "status": "unreadable", "reason": str(error)})
                 continue
+            note = frames_note(n_frames)
+            if note:
+                print(f"{path}: {note}", file=sys.stderr)
             faces = analyzer.analyze(rgb)
             if not faces:
                 print(f"{path}: no face found", file=sys.stderr)
-                rows.append({"file": str(path), "face": -1, "status": "no_face"})
+                rows.append({"file": str(path), "face": -1, "status": "no_face", "reason": "", "note": note})
                 continue
             for index, face in enumerate(faces):
                 row = face_row(face, index)
@@ -79,6 +144,8 @@ def predict_images(images: list[Path], model_dir: Path, face_params, progress: b
                         "file": str(path),
                         "face": index,
                         "status": "ok",
+                        "reason": "",
+                        "note": note,
                         "confidence": round(face.confidence, 4),
                         "x0": round(x0, 1),
                         "y0": round(y0, 1),
@@ -86,7 +153,8 @@ def predict_images(images: list[Path], model_dir: Path, face_params, progress: b
                         "y1": round(y1, 1),
                     }
                 )
-    table = pd.DataFrame(rows, columns=["file", "face", "status", "confidence", "x0", "y0", "x1", "y1"])
+    table = pd.DataFrame(rows, columns=COLUMNS)
+    table[["reason", "note"]] = table[["reason", "note"]].fillna("")
     ok = (table["status"] == "ok").to_numpy()
     proba = np.full((len(table), len(predictor.classes)), np.nan)
     if inputs:
@@ -101,6 +169,7 @@ def predict_images(images: list[Path], model_dir: Path, face_params, progress: b
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Parse the arguments, check every input and the output, then analyse and predict."""
     parser = argparse.ArgumentParser(prog="python -m stages.predict", description=__doc__.splitlines()[0])
     parser.add_argument("paths", nargs="+", metavar="PATH", help="image files or folders")
     parser.add_argument("--model", choices=MODEL_NAMES, default="mlp", help="trained model (default: mlp)")
@@ -108,27 +177,27 @@ def main(argv: list[str] | None = None) -> int:
         "--models-dir", type=Path, default=MODELS, help="folder holding <model>/ (default: models)"
     )
     parser.add_argument("--out", type=Path, help="write the CSV here instead of printing it")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks of expected errors")
     args = parser.parse_args(argv)
-    try:
-        images = collect_images(args.paths)
-    except PredictInputError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    inputs = collect_inputs(args.paths)
+    if args.out:
+        check_out(args.out)
     model_dir = args.models_dir / args.model
     from sim2real_faces.faces import FaceParams
-    from sim2real_faces.models import ModelFileError
+    from sim2real_faces.models import read_model_info
     from sim2real_faces.params import load_section
 
-    try:
-        table = predict_images(images, model_dir, load_section(FaceParams, "face"))
-    except ModelFileError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    read_model_info(model_dir)  # a missing or broken model.json stops here, before the analysis
+    table = predict_images(inputs, model_dir, load_section(FaceParams, "face"))
     if args.out:
+        from sim2real_faces.io import write_csv
+
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        table.to_csv(args.out, index=False)
+        write_csv(args.out, table)
+        n_images = sum(1 for item in inputs if not item.reason)
         print(
-            f"{int((table['status'] == 'ok').sum())} face(s) in {len(images)} image(s) -> {args.out}",
+            f"{int((table['status'] == 'ok').sum())} face(s) in {n_images} image(s), "
+            f"{len(inputs) - n_images} entr(ies) skipped -> {args.out}",
             file=sys.stderr,
         )
     else:
@@ -137,4 +206,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from sim2real_faces.cli import run_stage
+
+    run_stage(main)

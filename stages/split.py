@@ -8,10 +8,9 @@ Every model trains, stops early and is tested on this one split; real photos are
 
 from __future__ import annotations
 
-import json
-
 import pandas as pd
 
+from sim2real_faces import io as atomic
 from sim2real_faces.params import load_params, load_section
 from sim2real_faces.paths import FILTERED, METRICS, SPLIT
 from sim2real_faces.training import SplitError, SplitParams, split_summary, split_table, sub_seed
@@ -26,14 +25,14 @@ def main() -> None:
         raise SplitError(f"{FILTERED} not found: run `dvc repro filter` first.")
     table = pd.read_csv(FILTERED)
     split = split_table(table, split_params, sub_seed(int(params["seed"]), "split"), source=str(FILTERED))
-    SPLIT.parent.mkdir(parents=True, exist_ok=True)
-    split.to_csv(SPLIT, index=False)
     summary = {"mode": split_params.mode, **split_summary(split)}
-    SPLIT_METRICS.parent.mkdir(parents=True, exist_ok=True)
-    SPLIT_METRICS.write_text(json.dumps(summary, indent=2) + "\n")
+    atomic.write_csv(SPLIT, split)
+    atomic.write_json(SPLIT_METRICS, summary)
     parts = ", ".join(f"{p} {v['n']} ({v['identities']} identities)" for p, v in summary["parts"].items())
     print(f"split ({split_params.mode}): {parts} -> {SPLIT}")
 
 
 if __name__ == "__main__":
-    main()
+    from sim2real_faces.cli import run_stage
+
+    run_stage(main)
