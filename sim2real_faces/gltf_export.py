@@ -10,6 +10,12 @@ steps Unity interpolates linearly. Morph targets are stored as sparse accessors 
 vertices). Empty marker nodes ``eye_center``, ``neck_pivot`` and ``face_forward`` give the Unity side the
 camera aim, the head-rotation pivot and the facing direction whatever its axis conversion.
 
+Textured parts carry their identity's baked map as an embedded PNG (``images`` -> ``textures`` ->
+``baseColorTexture``, sampled through ``TEXCOORD_0``) with ``baseColorFactor`` white, so the map is
+the colour as in the embedded renderer; ``alphaMode`` is MASK (with ``alphaCutoff``) or BLEND for
+brows, lashes, hair and the clear parts. glTF puts uv (0, 0) at the image's top-left, OBJ at its
+bottom-left: TEXCOORD_0 is written as (u, 1 - v).
+
 The writer is a small glTF 2.0 serializer (numpy + json; trimesh's exporter has no morph targets);
 :func:`read_glb` reads the container back for checks.
 """
@@ -17,6 +23,7 @@ The writer is a small glTF 2.0 serializer (numpy + json; trimesh's exporter has 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import struct
 from collections.abc import Mapping, Sequence
@@ -52,6 +59,22 @@ class GlbMesh:
     roughness: float = 0.7
     double_sided: bool = True
     targets: dict[str, tuple[np.ndarray, np.ndarray | None]] = field(default_factory=dict)
+    texture: np.ndarray | None = None  # uint8 (H, W, 4) sRGB, straight alpha, OBJ uv convention
+    alpha_mode: str = "opaque"  # opaque / mask / blend (MeshPart's)
+    alpha_cutoff: float = 0.5
+
+
+def png_bytes(image: np.ndarray) -> bytes:
+    """PNG encoding of a uint8 RGBA/RGB image (same bytes for the same pixels)."""
+    from PIL import Image
+
+    array = np.ascontiguousarray(image, dtype=np.uint8)
+    mode = {3: "RGB", 4: "RGBA"}.get(array.shape[-1]) if array.ndim == 3 else None
+    if mode is None:
+        raise GltfExportError(f"texture must be (H, W, 3|4) uint8, got {array.shape}")
+    out = io.BytesIO()
+    Image.fromarray(array, mode).save(out, format="PNG", compress_level=6)
+    return out.getvalue()
 
 
 def srgb_to_linear(c: np.ndarray) -> np.ndarray:
@@ -134,6 +157,9 @@ def glb_bytes(
     """A GLB file: node ``root_name`` holding one child node per mesh and per marker (empty node)."""
     b = _Builder()
     gl_meshes, materials, nodes = [], [], []
+    images: list[dict[str, Any]] = []
+    textures: list[dict[str, Any]] = []
+    texture_index: dict[int, int] = {}  # id(array) -> texture: a map shared by parts is stored once
     children = []
     for mesh in meshes:
         v, t = _check_mesh(mesh)
@@ -152,17 +178,38 @@ def glb_bytes(
         else:
             base_color[:3] = [float(c) for c in color]
         if mesh.uv is not None:
-            attributes["TEXCOORD_0"] = b.accessor(np.asarray(mesh.uv, np.float32), "VEC2", ARRAY_BUFFER)
+            uv = np.asarray(mesh.uv, np.float32)
+            if uv.shape != (len(v), 2):
+                raise GltfExportError(f"mesh {mesh.name!r}: uv must be ({len(v)}, 2), got {uv.shape}")
+            gl_uv = np.stack([uv[:, 0], 1.0 - uv[:, 1]], axis=1)  # glTF: v = 0 at the image top
+            attributes["TEXCOORD_0"] = b.accessor(gl_uv, "VEC2", ARRAY_BUFFER)
+        pbr: dict[str, Any] = {
+            "baseColorFactor": base_color,
+            "metallicFactor": 0.0,
+            "roughnessFactor": float(mesh.roughness),
+        }
+        if mesh.texture is not None:
+            if mesh.uv is None:
+                raise GltfExportError(f"mesh {mesh.name!r}: a texture needs uv coordinates")
+            key = id(mesh.texture)
+            if key not in texture_index:
+                images.append({"bufferView": b.view(png_bytes(mesh.texture)), "mimeType": "image/png"})
+                textures.append({"source": len(images) - 1, "sampler": 0})
+                texture_index[key] = len(textures) - 1
+            pbr["baseColorTexture"] = {"index": texture_index[key], "texCoord": 0}
+            pbr["baseColorFactor"] = [1.0, 1.0, 1.0, float(mesh.opacity)]
+            attributes.pop("COLOR_0", None)  # the map is the colour (COLOR_0 would multiply it)
         material: dict[str, Any] = {
             "name": mesh.name,
-            "pbrMetallicRoughness": {
-                "baseColorFactor": base_color,
-                "metallicFactor": 0.0,
-                "roughnessFactor": float(mesh.roughness),
-            },
+            "pbrMetallicRoughness": pbr,
             "doubleSided": bool(mesh.double_sided),
         }
-        if mesh.opacity < 1.0:
+        if mesh.alpha_mode not in ("opaque", "mask", "blend"):
+            raise GltfExportError(f"mesh {mesh.name!r}: alpha mode {mesh.alpha_mode!r}")
+        if mesh.alpha_mode == "mask":
+            material["alphaMode"] = "MASK"
+            material["alphaCutoff"] = float(mesh.alpha_cutoff)
+        elif mesh.alpha_mode == "blend" or mesh.opacity < 1.0:
             material["alphaMode"] = "BLEND"
         materials.append(material)
         primitive: dict[str, Any] = {
@@ -210,6 +257,11 @@ def glb_bytes(
         "bufferViews": b.views,
         "buffers": [{"byteLength": len(b.buffer)}],
     }
+    if images:
+        document["images"] = images
+        document["textures"] = textures
+        # linear filtering with mipmaps, repeat (MakeHuman's uv stay inside [0, 1])
+        document["samplers"] = [{"magFilter": 9729, "minFilter": 9987, "wrapS": 10497, "wrapT": 10497}]
     if extras:
         document["extras"] = dict(extras)
     text = json.dumps(document, separators=(",", ":")).encode()
@@ -292,13 +344,14 @@ def human_meshes(
             vertices=p.vertices,
             triangles=p.triangles,
             normals=p.normals,
-            color=part_color(p.albedo),
+            color=part_color(p.albedo) if p.texture is None else np.ones(3, np.float32),
             uv=p.uv,
-            opacity=float(getattr(p, "opacity", 1.0)),
-            roughness=float(
-                np.clip(1.0 - np.sqrt(min(getattr(p, "shininess", 20.0), 100.0) / 100.0), 0.05, 1.0)
-            ),
-            double_sided=bool(getattr(p, "double_sided", True)),
+            opacity=float(p.opacity),
+            roughness=float(np.clip(1.0 - np.sqrt(min(p.shininess, 100.0) / 100.0), 0.05, 1.0)),
+            double_sided=bool(p.double_sided),
+            texture=p.texture,
+            alpha_mode=str(p.alpha_mode),
+            alpha_cutoff=float(p.alpha_cutoff),
         )
         for p in neutral
     ]
@@ -344,7 +397,7 @@ def export_identities(
     out_dir.mkdir(parents=True, exist_ok=True)
     paths: dict[str, Path] = {}
     for spec in tqdm(identities, desc="export GLB", unit="identity"):
-        key_data = {"spec": spec.to_dict(), "presets": presets, "steps": [float(s) for s in steps], "v": 1}
+        key_data = {"spec": spec.to_dict(), "presets": presets, "steps": [float(s) for s in steps], "v": 2}
         key = hashlib.sha256(json.dumps(key_data, sort_keys=True).encode()).hexdigest()
         path = out_dir / f"{spec.name}.glb"
         paths[spec.name] = path

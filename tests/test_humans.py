@@ -140,7 +140,9 @@ def test_parts_are_well_formed(young_female: Human) -> None:
 def test_proxy_eyebrows_mode(study6: list[IdentitySpec]) -> None:
     human = Human.build(dataclasses.replace(study6[0], eyebrow_mode="proxy", eyebrow_style="eyebrow010"))
     parts = {p.name: p for p in human.neutral()}
+    # 124 vertices: the brow card has no uv seams (its repeated 'vt' lines hold the same values)
     assert len(parts["eyebrows"].vertices) == 124 and parts["skin"].albedo.shape == (3,)
+    assert len(np.unique(human.part_source("eyebrows"))) == 124
 
 
 # ---------------------------------------------------------------------------------------- posing

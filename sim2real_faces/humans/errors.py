@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from sim2real_faces.params import ParamsError
+
 
 class HumansError(ValueError):
     """Base class of every error raised by :mod:`sim2real_faces.humans`."""
 
 
-class HumanParamsError(HumansError):
+class HumanParamsError(HumansError, ParamsError):
     """A value in params section ``humans`` or ``expressions`` is out of range or unknown."""
 
 

@@ -86,8 +86,10 @@ class ObjMesh:
     triangles: np.ndarray  # (M, 3) int32, 0-based, quads split as (0,1,2) + (0,2,3)
     triangle_groups: np.ndarray  # (M,) int16 index into groups
     groups: tuple[str, ...]
-    uv: np.ndarray | None  # (N, 2) float32, first uv seen for each vertex; None if the file has none
+    uv: np.ndarray | None  # (N, 2) float32, last uv seen for each vertex; None if the file has none
     quad_count: int  # polygons with 4 corners before triangulation
+    uv_table: np.ndarray | None = None  # (T, 2) float32, the file's ``vt`` lines
+    triangle_uv: np.ndarray | None = None  # (M, 3) int32 indices into uv_table per corner, -1 = none
 
 
 @functools.cache
@@ -138,10 +140,14 @@ def load_obj(rel: str) -> ObjMesh:
         raise MakeHumanFormatError(
             f"{asset_path(rel)} ({rel}) has a face index outside its {len(vertices)} vertices."
         )
-    uv = None
+    uv = uv_table = tuv = None
     if uvs:
         uv_table = np.array(" ".join(" ".join(u.split()[:2]) for u in uvs).split(), np.float32).reshape(-1, 2)
-        tuv = np.array(tri_uv, dtype=np.int64)
+        tuv = np.array(tri_uv, dtype=np.int32)
+        if tuv.max() >= len(uv_table):
+            raise MakeHumanFormatError(
+                f"{asset_path(rel)} ({rel}) has a face uv index outside its {len(uv_table)} 'vt' lines."
+            )
         uv = np.zeros((len(vertices), 2), np.float32)
         seen = tuv >= 0
         # Assign each vertex the uv of its last corner (seams pick one side; colours are sampled per vertex).
@@ -153,6 +159,42 @@ def load_obj(rel: str) -> ObjMesh:
         groups=tuple(groups),
         uv=None if uv is None else _frozen(uv),
         quad_count=quads,
+        uv_table=None if uv_table is None else _frozen(uv_table),
+        triangle_uv=None if tuv is None else _frozen(tuv),
+    )
+
+
+@dataclass(frozen=True)
+class SeamSplit:
+    """A mesh with its vertices split at uv seams: one row per distinct (vertex, uv) corner pair.
+
+    ``source[row]`` is the unsplit vertex a row copies, so morphs, pose units, proxy fits and
+    skinning computed on the unsplit vertices move every copy together (``vertices[source]``).
+    """
+
+    source: np.ndarray  # (K,) int32 indices into the unsplit vertices
+    triangles: np.ndarray  # (M, 3) int32 indices into the K rows
+    uv: np.ndarray  # (K, 2) float32, OBJ convention (v = 0 at the image bottom)
+
+
+def split_uv_seams(triangles: np.ndarray, triangle_uv: np.ndarray, uv_table: np.ndarray) -> SeamSplit:
+    """Split ``triangles`` (M, 3) at their uv seams (corners without a uv get uv index -1 -> (0, 0)).
+
+    Rows are ordered by (vertex, uv), so the split is the same on every run.
+    """
+    tri = np.asarray(triangles, np.int64)
+    tuv = np.asarray(triangle_uv, np.int64)
+    if tri.shape != tuv.shape:
+        raise MakeHumanFormatError(f"triangles {tri.shape} and their uv indices {tuv.shape} differ in shape.")
+    # 'vt' lines repeating the same coordinates are one uv: only different coordinates split a vertex
+    table = np.concatenate([np.asarray(uv_table, np.float32), np.zeros((1, 2), np.float32)])
+    values, canonical = np.unique(table, axis=0, return_inverse=True)
+    pairs = np.stack([tri.ravel(), canonical.ravel()[tuv.ravel()]], axis=1)  # index -1: the (0, 0) row
+    unique, inverse = np.unique(pairs, axis=0, return_inverse=True)
+    return SeamSplit(
+        source=_frozen(unique[:, 0].astype(np.int32)),
+        triangles=_frozen(inverse.reshape(tri.shape).astype(np.int32)),
+        uv=_frozen(values[unique[:, 1]]),
     )
 
 
@@ -366,6 +408,32 @@ def load_rgb_image(rel: str) -> np.ndarray:
     except OSError as error:
         raise MakeHumanFormatError(f"{path} ({rel}) is not a readable image: {error}.") from error
     return _frozen(rgb)
+
+
+@functools.lru_cache(maxsize=64)
+def load_rgba_image(rel: str, max_size: int) -> np.ndarray:
+    """A PNG as uint8 sRGB RGBA (H, W, 4) with straight alpha (255 where the file has none).
+
+    Maps larger than ``max_size`` are shrunk (aspect kept) with a Lanczos filter on premultiplied
+    alpha, so transparent texels do not bleed their colour into the edges. Cached per process.
+    """
+    from PIL import Image
+
+    if max_size < 1:
+        raise MakeHumanFormatError(f"Texture size limit {max_size} must be >= 1 pixel.")
+    path = asset_path(rel)
+    try:
+        with Image.open(path) as image:
+            image.load()
+            rgba = image.convert("RGBA")
+    except OSError as error:
+        raise MakeHumanFormatError(f"{path} ({rel}) is not a readable image: {error}.") from error
+    w, h = rgba.size
+    if max(w, h) > max_size:
+        scale = max_size / max(w, h)
+        size = (max(1, round(w * scale)), max(1, round(h * scale)))
+        rgba = rgba.convert("RGBa").resize(size, Image.Resampling.LANCZOS).convert("RGBA")
+    return _frozen(np.asarray(rgba, dtype=np.uint8).copy())
 
 
 # ----------------------------------------------------------------------------------------- skeleton

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import sparse
 
-from sim2real_faces.humans import formats, rig
+from sim2real_faces.humans import formats, rig, textures
 from sim2real_faces.humans.errors import HumanParamsError
 from sim2real_faces.humans.identities import (
     NO_HAIR,
@@ -62,14 +62,25 @@ MATERIALS = {
 }
 TEETH_ALBEDO = (0.86, 0.83, 0.74)
 TONGUE_ALBEDO = (0.55, 0.24, 0.25)
+# The high-poly eye's cornea shell (textures on): nearly clear, very glossy, so it adds the corneal
+# highlight without veiling the iris.
+CORNEA = Material(specular=1.0, shininess=250.0, opacity=0.08)
 
 
 @dataclass(frozen=True)
 class MeshPart:
     """One renderable mesh of a human (see the team contract).
 
-    ``albedo`` is sRGB, either one colour (3,) or per-vertex colours (N, 3). ``specular`` (0..1) and
-    ``shininess`` (Blinn-Phong exponent) are shading hints; ``double_sided`` says the part is thin
+    Vertices are split at uv seams (one row per distinct vertex/uv pair), so ``uv`` has one row per
+    vertex; split copies share position and normal (normals come from the unsplit mesh: no creases).
+
+    ``albedo`` is sRGB, either one colour (3,) or per-vertex colours (N, 3): the colour when
+    ``texture`` is None. ``texture`` (uint8 (H, W, 4), sRGB, straight alpha, OBJ uv convention: v = 0
+    at the image's bottom row) is already tinted for this identity and then is the colour as it is
+    (times 1, not times albedo); it is the same array object every frame. ``alpha_mode`` is opaque,
+    mask (alpha < ``alpha_cutoff`` discarded) or blend. ``specular`` (0..1) and ``specular_color``
+    (linear RGB) with ``shininess`` (Blinn-Phong exponent) are the highlight; ``sss`` (0..1) the
+    subsurface (wrap) strength, 0 for everything but skin. ``double_sided`` says the part is thin
     (cards, strips, open skin) and needs both faces drawn; ``opacity`` < 1 asks for blending.
     """
 
@@ -83,17 +94,54 @@ class MeshPart:
     uv: np.ndarray | None = None  # float32 (N, 2)
     double_sided: bool = False
     opacity: float = 1.0
+    texture: np.ndarray | None = None  # uint8 (H, W, 4)
+    alpha_mode: str = "opaque"
+    alpha_cutoff: float = 0.5
+    specular_color: np.ndarray | None = None  # float32 (3,) linear; None -> specular in grey
+    sss: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.specular_color is None:
+            object.__setattr__(self, "specular_color", np.full(3, self.specular, np.float32))
 
 
 @dataclass(frozen=True)
 class _Part:
     name: str
-    rows: slice  # rows of the stacked vertex array
-    triangles: np.ndarray  # int32, local indices
+    rows: slice  # rows of the stacked (unsplit) vertex array
+    triangles: np.ndarray  # int32, local unsplit indices (for normals)
     incidence: sparse.csr_matrix  # (N, M): vertex normal = sum of adjacent (area-weighted) face normals
-    albedo: np.ndarray
-    uv: np.ndarray | None
-    material: Material
+    source: np.ndarray | None  # (K,) unsplit local index of each split row; None = no split
+    draw_triangles: np.ndarray  # int32 (M, 3) indices into the split rows
+    uv: np.ndarray | None  # float32 (K, 2)
+    albedo: np.ndarray  # (3,) or (K, 3)
+    texture: np.ndarray | None
+    alpha_mode: str
+    alpha_cutoff: float
+    specular: float
+    specular_color: np.ndarray
+    shininess: float
+    sss: float
+    double_sided: bool
+    opacity: float
+
+    def expand(self, values: np.ndarray) -> np.ndarray:
+        """Per unsplit vertex values -> per split row."""
+        return values if self.source is None else values[self.source]
+
+
+@dataclass(frozen=True)
+class _Look:
+    """How a part is shaded (see MeshPart)."""
+
+    albedo: object
+    texture: np.ndarray | None = None
+    alpha_mode: str = "opaque"
+    alpha_cutoff: float = 0.5
+    specular_color: np.ndarray | None = None
+    shininess: float | None = None
+    sss: float = 0.0
+    opacity: float | None = None
 
 
 def _incidence(triangles: np.ndarray, n_vertices: int) -> sparse.csr_matrix:
@@ -196,19 +244,28 @@ def _painted_coverage(
     return np.clip(np.maximum(covered * 0.8, smooth), 0.0, 1.0)
 
 
-def _without_cornea(proxy: formats.ProxyFile) -> np.ndarray:
-    """Eye triangles without the high-poly eye's outer cornea shell.
+def _cornea_mask(proxy: formats.ProxyFile) -> np.ndarray:
+    """Which eye triangles form the high-poly eye's outer cornea shell.
 
     The high-poly eye is two shells: the eyeball, and a cornea whose uv lies in the small patch at
     the texture's lower right (u > 0.85, v < 0.15) that MakeHuman draws transparent. Drawn opaque it
-    hides the iris, so it is left out.
+    hides the iris, so it is left out of the eyes (and drawn clear and glossy when textured).
     """
     tris = proxy.obj.triangles
     if proxy.obj.uv is None:
-        return tris
+        return np.zeros(len(tris), bool)
     centre = proxy.obj.uv[tris].mean(axis=1)
-    cornea = (centre[:, 0] > 0.85) & (centre[:, 1] < 0.15)
-    return tris[~cornea]
+    return (centre[:, 0] > 0.85) & (centre[:, 1] < 0.15)
+
+
+def _split(
+    tris: np.ndarray, tri_uv: np.ndarray | None, uv_table: np.ndarray | None
+) -> tuple[np.ndarray | None, np.ndarray, np.ndarray | None]:
+    """(source, split triangles, uv) of a part's local triangles; no uv -> no split."""
+    if tri_uv is None or uv_table is None:
+        return None, tris.astype(np.int32), None
+    split = formats.split_uv_seams(tris, tri_uv, uv_table)
+    return split.source, split.triangles, split.uv
 
 
 class Human:
@@ -227,7 +284,8 @@ class Human:
         skin_index: np.ndarray,
     ) -> None:
         self.spec = spec
-        self.skin_vertex_index = skin_index  # base-mesh index of each skin-part vertex
+        # base-mesh index of each skin-part row (split rows: seam copies repeat it; non-decreasing)
+        self.skin_vertex_index = parts[0].expand(skin_index)
         self.base_vertices = base_vertices
         self.skeleton = skeleton
         self._rest = rest
@@ -247,24 +305,48 @@ class Human:
         self.lip_corners = {side: base_vertices[i].copy() for side, i in LIP_CORNER_VERTICES.items()}
         self.mouth_center: np.ndarray = (self.lip_corners["left"] + self.lip_corners["right"]) / 2
 
+    @property
+    def texture_labels(self) -> dict[str, str]:
+        """Which maps this person wears (``skin_map``, ``iris_map``), for metadata."""
+        return self.spec.texture_labels()
+
     # ------------------------------------------------------------------------------------ building
     @classmethod
     def build(cls, spec: IdentitySpec) -> Human:
-        """Morph, fit the skeleton and the proxies, derive proxy skinning weights."""
+        """Morph, fit the skeleton and the proxies, derive proxy skinning weights, bake textures."""
         validate_spec(spec)
         base = formats.base_mesh()
+        base_obj = formats.load_obj(formats.BASE_OBJ)
         template = rig.rig_template()
         vertices = morph(spec)
         skeleton = rig.fit_skeleton(vertices)
+        tex = spec.textures
 
         blocks_rest: list[np.ndarray] = []
         blocks_w: list[sparse.csr_matrix] = []
         parts: list[_Part] = []
         start = 0
 
-        def add(name: str, rest: np.ndarray, w: sparse.csr_matrix, tris: np.ndarray, albedo, uv=None) -> None:
+        def add(
+            name: str,
+            rest: np.ndarray,
+            w: sparse.csr_matrix,
+            tris: np.ndarray,
+            tri_uv: np.ndarray | None,
+            uv_table: np.ndarray | None,
+            look: _Look,
+            material: Material | None = None,
+        ) -> None:
             nonlocal start
             n = len(rest)
+            mat = material or MATERIALS[name]
+            source, draw_tris, uv = _split(tris, tri_uv, uv_table)
+            albedo = np.asarray(look.albedo, np.float32)
+            if albedo.ndim == 2 and source is not None:
+                albedo = albedo[source]
+            spec_colour = look.specular_color
+            if spec_colour is None:
+                spec_colour = np.full(3, mat.specular, np.float32)
             blocks_rest.append(rest)
             blocks_w.append(w)
             parts.append(
@@ -273,15 +355,27 @@ class Human:
                     rows=slice(start, start + n),
                     triangles=tris.astype(np.int32),
                     incidence=_incidence(tris, n),
-                    albedo=np.asarray(albedo, np.float32),
+                    source=source,
+                    draw_triangles=draw_tris,
                     uv=uv,
-                    material=MATERIALS[name],
+                    albedo=albedo,
+                    texture=look.texture,
+                    alpha_mode=look.alpha_mode,
+                    alpha_cutoff=look.alpha_cutoff,
+                    specular=float(np.mean(spec_colour)),
+                    specular_color=np.asarray(spec_colour, np.float32),
+                    shininess=float(look.shininess if look.shininess is not None else mat.shininess),
+                    sss=float(look.sss),
+                    double_sided=mat.double_sided,
+                    opacity=float(look.opacity if look.opacity is not None else mat.opacity),
                 )
             )
             start += n
 
         # skin: the body group, optionally only the upper body
+        body = base_obj.triangle_groups == base_obj.groups.index("body")
         tris = base.body_triangles
+        tris_uv = None if base_obj.triangle_uv is None else base_obj.triangle_uv[body]
         proxies: dict[str, formats.ProxyFile] = {
             "eyes": formats.load_proxy(proxy_files("eyes")[spec.eye_style]),
             "eyebrows": formats.load_proxy(proxy_files("eyebrows")[spec.eyebrow_style]),
@@ -296,6 +390,7 @@ class Human:
             eye_y = fitted["eyes"][:, 1].mean()
             keep = (vertices[tris][:, :, 1] >= eye_y - UPPER_REGION_BELOW_EYES).all(axis=1)
             tris = tris[keep]
+            tris_uv = None if tris_uv is None else tris_uv[keep]
         skin_index, skin_tris = _compact(tris)
         skin_albedo: np.ndarray = np.asarray(spec.skin_color, np.float32)
         if spec.eyebrow_mode == "painted":
@@ -309,22 +404,48 @@ class Human:
             skin_albedo = (
                 (1.0 - k) * np.asarray(spec.skin_color)[None] + k * np.asarray(spec.eyebrow_color)[None]
             ).astype(np.float32)
-        add("skin", vertices[skin_index], template.weights[skin_index], skin_tris, skin_albedo)
+        skin_look = _Look(albedo=skin_albedo)
+        if tex is not None:
+            spec_colour, shininess, sss = textures.material_values(tex.skin_material, tex.sss_per_scale)
+            skin_look = _Look(
+                albedo=skin_albedo,
+                texture=textures.bake_skin(tex, spec.skin_color) if tex.skin_maps else None,
+                specular_color=spec_colour,
+                shininess=shininess,
+                sss=sss,
+            )
+        add(
+            "skin",
+            vertices[skin_index],
+            template.weights[skin_index],
+            skin_tris,
+            tris_uv,
+            base_obj.uv_table,
+            skin_look,
+        )
 
-        colours = {
-            "eyes": _eye_colours(proxies["eyes"]),
-            "eyebrows": spec.eyebrow_color,
-            "eyelashes": spec.eyelash_color,
-            "teeth": TEETH_ALBEDO,
-            "tongue": TONGUE_ALBEDO,
-            "hair": spec.hair_color,
-        }
+        looks = _proxy_looks(spec, proxies)
         for name, proxy in proxies.items():
             w = _proxy_weights(proxy.rel)
             tris = proxy.obj.triangles
+            tri_uv = proxy.obj.triangle_uv
             if name == "eyes" and spec.eye_style == "high-poly":
-                tris = _without_cornea(proxy)
-            add(name, fitted[name], w, tris, colours[name], proxy.obj.uv)
+                cornea = _cornea_mask(proxy)
+                if tex is not None and tex.cornea and cornea.any():
+                    used, local = _compact(tris[cornea])
+                    add(
+                        "cornea",
+                        fitted[name][used],
+                        w[used],
+                        local,
+                        None,
+                        None,
+                        _Look(albedo=(1.0, 1.0, 1.0), alpha_mode="blend"),
+                        CORNEA,
+                    )
+                tris = tris[~cornea]
+                tri_uv = None if tri_uv is None else tri_uv[~cornea]
+            add(name, fitted[name], w, tris, tri_uv, proxy.obj.uv_table, looks[name])
 
         rest = np.concatenate(blocks_rest)
         weights = sparse.vstack(blocks_w).tocsr()
@@ -346,7 +467,10 @@ class Human:
         raise KeyError(f"Human '{self.spec.name}' has no part '{name}'; parts: {self.part_names}.")
 
     def skin_rows(self, base_indices: np.ndarray | list[int]) -> np.ndarray:
-        """Rows of the skin part holding the given base-mesh vertices (KeyError if cropped away)."""
+        """Rows of the skin part holding the given base-mesh vertices (the first of seam copies).
+
+        KeyError if one was cropped away.
+        """
         base_indices = np.atleast_1d(np.asarray(base_indices))
         rows = np.searchsorted(self.skin_vertex_index, base_indices)
         rows = np.clip(rows, 0, len(self.skin_vertex_index) - 1)
@@ -357,12 +481,19 @@ class Human:
         return rows
 
     def part_rest(self, name: str) -> np.ndarray:
-        """Neutral (rest) vertices of part ``name`` (float64 copy)."""
-        return self._rest[self._part(name).rows].copy()
+        """Neutral (rest) vertices of part ``name`` (float64 copy, one row per split vertex)."""
+        part = self._part(name)
+        return np.array(part.expand(self._rest[part.rows]), dtype=np.float64)
+
+    def part_source(self, name: str) -> np.ndarray:
+        """For each row of part ``name``, the index of its unsplit vertex (seam copies share one)."""
+        part = self._part(name)
+        n = part.rows.stop - part.rows.start
+        return np.arange(n) if part.source is None else part.source.copy()
 
     # ------------------------------------------------------------------------------------- posing
     def posed_vertices(self, unit_weights: Mapping[str, float], intensity: float = 1.0) -> np.ndarray:
-        """All parts' vertices stacked (float64) for the blended pose units scaled by ``intensity``."""
+        """All parts' unsplit vertices stacked (float64) for the blended pose units x ``intensity``."""
         if not np.isfinite(intensity) or intensity < 0:
             raise HumanParamsError(f"Expression intensity {intensity} must be a finite number >= 0.")
         if not unit_weights or intensity == 0:
@@ -383,25 +514,34 @@ class Human:
         posed = self.posed_vertices(unit_weights, intensity)
         skin_rows = self._parts[0].rows
         result = []
+        skin_normals = None
         for part in self._parts:
             v = posed[part.rows]
+            n = _normals(v, part.triangles, part.incidence)
+            if skin_normals is None:
+                skin_normals = n
             result.append(
                 MeshPart(
                     name=part.name,
-                    vertices=v.astype(np.float32),
-                    triangles=part.triangles,
-                    normals=_normals(v, part.triangles, part.incidence).astype(np.float32),
+                    vertices=part.expand(v).astype(np.float32),
+                    triangles=part.draw_triangles,
+                    normals=part.expand(n).astype(np.float32),
                     albedo=part.albedo,
-                    specular=part.material.specular,
-                    shininess=part.material.shininess,
+                    specular=part.specular,
+                    shininess=part.shininess,
                     uv=part.uv,
-                    double_sided=part.material.double_sided,
-                    opacity=part.material.opacity,
+                    double_sided=part.double_sided,
+                    opacity=part.opacity,
+                    texture=part.texture,
+                    alpha_mode=part.alpha_mode,
+                    alpha_cutoff=part.alpha_cutoff,
+                    specular_color=part.specular_color,
+                    sss=part.sss,
                 )
             )
         if tears and len(self._tear_triangles):
-            skin = result[0]
-            n = self._tear_combine @ skin.normals.astype(np.float64)
+            assert skin_normals is not None
+            n = self._tear_combine @ skin_normals
             n /= np.linalg.norm(n, axis=1, keepdims=True)
             v = self._tear_combine @ posed[skin_rows] + TEAR_LIFT * n
             mat = MATERIALS["tears"]
@@ -415,8 +555,14 @@ class Human:
                     albedo=albedo,
                     specular=mat.specular,
                     shininess=mat.shininess,
+                    uv=None,
                     double_sided=mat.double_sided,
                     opacity=mat.opacity,
+                    texture=None,
+                    alpha_mode="blend",
+                    alpha_cutoff=0.5,
+                    specular_color=np.full(3, mat.specular, np.float32),
+                    sss=0.0,
                 )
             )
         return result
@@ -434,7 +580,7 @@ class Human:
         """
         posed = self.posed_vertices(unit_weights, intensity)
         delta = posed - self._rest
-        return {p.name: delta[p.rows].astype(np.float32) for p in self._parts}
+        return {p.name: p.expand(delta[p.rows]).astype(np.float32) for p in self._parts}
 
     def bone_rotations(
         self, unit_weights: Mapping[str, float], intensity: float = 1.0
@@ -446,12 +592,70 @@ class Human:
         return {self.skeleton.bone_names[b]: local[b] for b in np.flatnonzero(moved)}
 
     def skin_weights(self, part: str) -> sparse.csr_matrix:
-        """Skinning weights (N, B) of ``part`` (columns = ``skeleton.bone_names``), rows sum to 1."""
-        return self._weights[self._part(part).rows]
+        """Skinning weights (N, B) of ``part``'s rows (columns = ``skeleton.bone_names``), rows sum to 1."""
+        p = self._part(part)
+        w = self._weights[p.rows]
+        return w if p.source is None else w[p.source]
 
     def __repr__(self) -> str:
-        counts = ", ".join(f"{p.name}={len(p.triangles)}" for p in self._parts)
+        counts = ", ".join(f"{p.name}={len(p.draw_triangles)}" for p in self._parts)
         return f"Human({self.spec.name!r}, triangles: {counts})"
+
+
+def _proxy_looks(spec: IdentitySpec, proxies: Mapping[str, formats.ProxyFile]) -> dict[str, _Look]:
+    """Colour, map and alpha of each proxy part; flat albedos where textures are off or missing."""
+    tex = spec.textures
+    looks = {
+        "eyes": _Look(albedo=_eye_colours(proxies["eyes"])),
+        "eyebrows": _Look(albedo=spec.eyebrow_color),
+        "eyelashes": _Look(albedo=spec.eyelash_color),
+        "teeth": _Look(albedo=TEETH_ALBEDO),
+        "tongue": _Look(albedo=TONGUE_ALBEDO),
+        "hair": _Look(albedo=spec.hair_color),
+        # untextured, alpha follows the material's opacity (as before textures existed)
+    }
+    for name, look in list(looks.items()):
+        if MATERIALS[name].opacity < 1.0:
+            looks[name] = _Look(albedo=look.albedo, alpha_mode="blend")
+    if tex is None:
+        return looks
+    size = tex.max_size
+    if tex.iris_map and "eyes" in proxies:
+        image = textures.plain_map(tex.iris_map, size)
+        looks["eyes"] = _Look(albedo=_mean_colour(image), texture=image)
+    maps = {
+        "eyebrows": (tex.eyebrows, textures.proxy_map("eyebrows", spec.eyebrow_style), spec.eyebrow_color),
+        "eyelashes": (tex.eyelashes, textures.proxy_map("eyelashes", spec.eyelash_style), spec.eyelash_color),
+        "hair": (
+            tex.hair,
+            textures.hair_map(spec.hair_style) if "hair" in proxies else None,
+            spec.hair_color,
+        ),
+    }
+    for name, (on, rel, colour) in maps.items():
+        if on and rel is not None and name in proxies:
+            looks[name] = _Look(
+                albedo=colour,
+                texture=textures.bake_hair(rel, colour, size),
+                alpha_mode=tex.alpha_modes[name],
+                alpha_cutoff=tex.alpha_cutoff,
+                opacity=1.0,  # the map's alpha says where the strands are
+            )
+    for name, on, rel in (
+        ("teeth", tex.teeth, textures.TEETH_MAP),
+        ("tongue", tex.tongue, textures.TONGUE_MAP),
+    ):
+        if on and name in proxies:
+            image = textures.plain_map(rel, size)
+            looks[name] = _Look(albedo=_mean_colour(image), texture=image)
+    return looks
+
+
+def _mean_colour(image: np.ndarray) -> np.ndarray:
+    """Mean sRGB colour of an RGBA map's opaque texels (the fallback albedo of a textured part)."""
+    opaque = image[..., 3] >= 128
+    rgb = image[..., :3][opaque] if opaque.any() else image[..., :3].reshape(-1, 3)
+    return (rgb.mean(axis=0) / 255.0).astype(np.float32)
 
 
 def _surface_points(

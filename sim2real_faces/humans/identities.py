@@ -16,8 +16,9 @@ from typing import Any, Literal
 
 import numpy as np
 
-from sim2real_faces.humans import formats
+from sim2real_faces.humans import formats, textures
 from sim2real_faces.humans.errors import HumanParamsError
+from sim2real_faces.humans.textures import TextureParams, TextureSpec
 
 ETHNICITIES = ("african", "asian", "caucasian")
 GENDERS = ("female", "male")
@@ -120,6 +121,9 @@ class HumanParams:
     teeth: str = "teeth_base"
     tongue: str = "tongue01"
     region: Literal["upper", "full"] = "upper"
+    # Image textures (sub-section humans.textures, every value in conf/humans/default.yaml); None, as
+    # when the section is absent, draws every part in its flat albedo.
+    textures: TextureParams | None = None
 
 
 @dataclass(frozen=True)
@@ -146,6 +150,7 @@ class IdentitySpec:
     teeth_style: str = "teeth_base"
     tongue_style: str = "tongue01"
     region: str = "upper"
+    textures: TextureSpec | None = None  # chosen maps and their jitter; None = flat albedos
 
     @property
     def ethnicity_label(self) -> str:
@@ -163,7 +168,15 @@ class IdentitySpec:
         for key, value in data.items():
             if isinstance(value, tuple):
                 data[key] = list(value)
+        if data["textures"] is not None:
+            data["textures"]["tone_gain"] = list(data["textures"]["tone_gain"])
         return data
+
+    def texture_labels(self) -> dict[str, str]:
+        """Which maps this identity wears (``skin_map``, ``iris_map``; 'none' when untextured)."""
+        if self.textures is None:
+            return {"skin_map": "none", "iris_map": "none"}
+        return self.textures.labels()
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> IdentitySpec:
@@ -176,6 +189,11 @@ class IdentitySpec:
         for key in ("skin_color", "hair_color", "eyebrow_color", "eyelash_color"):
             if key in values:
                 values[key] = tuple(float(v) for v in values[key])
+        if values.get("textures") is not None:
+            try:
+                values["textures"] = TextureSpec.from_dict(values["textures"])
+            except (TypeError, KeyError, ValueError) as error:
+                raise HumanParamsError(f"Identity spec textures {values['textures']!r}: {error}.") from error
         spec = cls(**values)
         validate_spec(spec)
         return spec
@@ -490,6 +508,15 @@ def validate_params(params: HumanParams) -> None:
     _check_styles("eyelashes", "eyelashes", params.eyelashes)
     _check_styles("teeth", "teeth", [params.teeth])
     _check_styles("tongue", "tongue", [params.tongue])
+    if params.textures is not None:
+        textures.validate_params(
+            params.textures, [s for styles in params.hair_styles.values() for s in styles]
+        )
+        if params.textures.enabled and params.textures.skin and params.eyebrow_mode == "painted":
+            raise HumanParamsError(
+                "params humans.eyebrow_mode = painted colours skin vertices, which a skin texture replaces: "
+                "use eyebrow_mode: proxy (alpha-mapped brows) or humans.textures.skin: false."
+            )
 
 
 def validate_spec(spec: IdentitySpec) -> None:
@@ -542,6 +569,32 @@ def validate_spec(spec: IdentitySpec) -> None:
         )
     if spec.region not in ("upper", "full"):
         raise HumanParamsError(f"identity '{spec.name}': region '{spec.region}' must be 'upper' or 'full'.")
+    if spec.textures is not None:
+        _validate_texture_spec(spec)
+
+
+def _validate_texture_spec(spec: IdentitySpec) -> None:
+    tex = spec.textures
+    assert tex is not None
+    where = f"identity '{spec.name}' textures"
+    known = set(formats.available("assets/"))
+    for rel in [*tex.skin_maps, tex.skin_material, tex.iris_map or None]:
+        if rel is not None and rel not in known and rel not in set(formats.available("core/")):
+            raise HumanParamsError(f"{where}: '{rel}' is not a registered MakeHuman file.")
+    if tex.skin_maps and (
+        any(w <= 0 for w in tex.skin_maps.values()) or abs(sum(tex.skin_maps.values()) - 1.0) > 1e-3
+    ):
+        raise HumanParamsError(f"{where}: skin map weights {tex.skin_maps} must be > 0 and sum to 1.")
+    if tex.skin_maps and spec.eyebrow_mode == "painted":
+        raise HumanParamsError(
+            f"{where}: painted eyebrows colour skin vertices, which the skin map replaces; "
+            "use eyebrow_mode 'proxy' or no skin maps."
+        )
+    if not 16 <= tex.max_size <= 4096:
+        raise HumanParamsError(f"{where}: max_size {tex.max_size} must be in [16, 4096].")
+    for part, mode in tex.alpha_modes.items():
+        if mode not in ("opaque", "mask", "blend"):
+            raise HumanParamsError(f"{where}: alpha mode {part}={mode!r}; use opaque, mask or blend.")
 
 
 # --------------------------------------------------------------------------------------- sampling
@@ -583,7 +636,12 @@ def sample_identities(params: HumanParams, seed: int) -> list[IdentitySpec]:
     """
     validate_params(params)
     if params.identity_set == "study6":
-        return study6_identities()
+        # the six people's brows follow the params (a textured skin needs alpha-mapped proxy brows)
+        six = [
+            dataclasses.replace(s, eyebrow_mode=params.eyebrow_mode, eyebrow_strength=params.eyebrow_strength)
+            for s in study6_identities()
+        ]
+        return _with_textures(params, six, seed)
     root = np.random.SeedSequence([seed, 0x4D48])  # 'MH': keep this stream apart from other users of seed
     rng = np.random.default_rng(root.spawn(1)[0])
     groups = _allocate(params.ethnicity_mix, params.count)
@@ -617,7 +675,26 @@ def sample_identities(params: HumanParams, seed: int) -> list[IdentitySpec]:
                 np.random.default_rng(children[i]),
             )
         )
-    return specs
+    return _with_textures(params, specs, seed)
+
+
+def _with_textures(params: HumanParams, specs: list[IdentitySpec], seed: int) -> list[IdentitySpec]:
+    """Each identity's texture choice from its own stream (identity i: seed, 'MH', 'TX', i).
+
+    A stream apart from the identity sampler's, so turning textures on or off leaves every other
+    draw (shape, colours, styles) as it was.
+    """
+    tex = params.textures
+    if tex is None or not tex.enabled:
+        return specs
+    result = []
+    for i, spec in enumerate(specs):
+        rng = np.random.default_rng(np.random.SeedSequence([seed, 0x4D48, 0x5458, i]))
+        chosen = textures.choose_textures(
+            tex, spec.ethnicity, spec.gender_label, spec.age_years, spec.hair_style, rng
+        )
+        result.append(dataclasses.replace(spec, textures=chosen))
+    return result
 
 
 def _sample_one(
