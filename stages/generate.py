@@ -41,7 +41,10 @@ def main() -> None:
     validate_expression_params(expressions)
     identities = sample_identities(humans, seed)
     if gen.backend == "unity":
+        from sim2real_faces.humans.expressions import require_presets
         from sim2real_faces.unity import UnityParams, generate_with_unity
+
+        require_presets(expressions, "generate.backend = unity")
 
         unity = load_section(UnityParams, "unity", params)
         generate_with_unity(

@@ -1,4 +1,4 @@
-"""Facial expressions: MakeHuman's .mhpose presets, extra presets from params, and their sampler.
+"""Facial expressions: MakeHuman's .mhpose presets, extra presets from params, and their samplers.
 
 A preset is a mapping of face pose units (frames of poseunits/face-poseunits.bvh) to weights in
 [0, 1]. MakeHuman's presets live in expressions/*.mhpose. Params section ``expressions`` adds
@@ -6,17 +6,24 @@ A preset is a mapping of face pose units (frames of poseunits/face-poseunits.bvh
 with both brows fully lowered), says which presets make up each class, the intensity range (the
 study drew 20%..100%) and how often a class gets tears (``Human.pose(..., tears=True)`` adds a
 glossy ``tears`` part below the eyes).
+
+``sampler`` chooses how an image's expression is drawn: ``presets`` (one preset of the class at an
+intensity, the study's way) or ``facs`` (:mod:`sim2real_faces.humans.facs`: the class's prototype of
+action units, with optional AUs, per-AU intensities, asymmetry and a little noise; a share
+``facs.preset_share`` of the images still draws a preset).
 """
 
 from __future__ import annotations
 
 import functools
 from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
 
 from sim2real_faces.humans import formats
 from sim2real_faces.humans.errors import HumanParamsError, UnknownPresetError
+from sim2real_faces.humans.facs import FacsParams, FacsParamsError, format_aus, sample_facs, validate_facs
 
 
 @dataclass(frozen=True)
@@ -88,16 +95,31 @@ class ExpressionParams:
     intensity: tuple[float, float] = (0.2, 1.0)
     custom: dict[str, CustomPreset] = field(default_factory=_default_custom)
     tears: dict[str, float] = field(default_factory=lambda: {"crying": 0.5})  # class -> P(tears)
+    # "presets" with no FACS section is the library's behaviour without a FACS layer; conf/expressions/
+    # states both keys in every choice (facs.yaml, presets.yaml).
+    sampler: Literal["presets", "facs"] = "presets"
+    facs: FacsParams | None = None
 
 
 @dataclass(frozen=True)
 class ExpressionChoice:
-    """One sampled expression: class, preset name, intensity and whether tears are drawn."""
+    """One sampled expression: class, preset name, intensity and whether tears are drawn.
+
+    A FACS draw has ``preset`` "facs", ``intensity`` its strength, the fired ``aus`` and the final
+    ``unit_weights`` (to pose at scale 1.0); a preset draw leaves ``unit_weights`` None.
+    """
 
     expression_class: str
     preset: str
     intensity: float
     tears: bool
+    aus: dict[str, float] = field(default_factory=dict)
+    unit_weights: dict[str, float] | None = None
+
+    @property
+    def aus_text(self) -> str:
+        """Fired AUs as ``"AU1:0.80;AU4:0.60"`` (the metadata column ``aus``)."""
+        return format_aus(self.aus)
 
 
 @functools.lru_cache(maxsize=1)
@@ -196,20 +218,48 @@ def validate_params(params: ExpressionParams) -> None:
             )
         if not 0.0 <= p <= 1.0:
             raise HumanParamsError(f"params expressions.tears.{cls} = {p} must be a probability in [0, 1].")
+    if params.sampler == "facs":
+        if params.facs is None:
+            raise FacsParamsError(
+                "params expressions.sampler = facs needs a section expressions.facs "
+                "(conf/expressions/facs.yaml); or choose expressions=presets."
+            )
+        validate_facs(params.facs, list(params.classes), pose_unit_names())
+
+
+def require_presets(params: ExpressionParams, where: str) -> None:
+    """Stop when ``where`` (a backend that bakes one mesh per preset) meets the per-image FACS sampler."""
+    if params.sampler != "presets":
+        raise FacsParamsError(
+            f"{where} renders one morph target per preset and cannot pose per-image action units; "
+            f"params expressions.sampler = {params.sampler}: choose expressions=presets for it."
+        )
 
 
 def sample_expression(
     params: ExpressionParams, expression_class: str, rng: np.random.Generator
 ) -> ExpressionChoice:
-    """Draw a preset (uniform over the class's list), an intensity (uniform) and the tears flag.
+    """Draw the expression of one image of ``expression_class`` from ``rng``.
 
-    Always three draws from ``rng`` in this order, whatever the class.
+    ``sampler: presets``: a preset (uniform over the class's list), an intensity (uniform) and the
+    tears flag; always three draws in this order, whatever the class. ``sampler: facs``: first one
+    draw decides preset (share ``facs.preset_share``, then the three preset draws) or FACS
+    (:func:`sim2real_faces.humans.facs.sample_facs`, then the tears draw).
     """
     if expression_class not in params.classes:
         raise HumanParamsError(
             f"Unknown expression class '{expression_class}'; "
             f"params expressions.classes has {list(params.classes)}."
         )
+    if params.sampler == "facs":
+        if params.facs is None:
+            raise FacsParamsError("params expressions.sampler = facs needs a section expressions.facs.")
+        if rng.uniform() >= params.facs.preset_share:
+            drawn = sample_facs(params.facs, expression_class, rng, pose_unit_names())
+            tears = bool(rng.uniform() < params.tears.get(expression_class, 0.0))
+            return ExpressionChoice(
+                expression_class, "facs", drawn.strength, tears, drawn.aus, drawn.unit_weights
+            )
     presets = params.classes[expression_class]
     preset = presets[int(rng.integers(len(presets)))]
     intensity = float(rng.uniform(*params.intensity))

@@ -198,7 +198,8 @@ def render_job(job: FrameJob) -> tuple[dict[str, Any], float]:
     config: WorkerConfig = _WORKER["config"]
     sample = sample_frame(job, config.scene, config.expressions)
     human = _human(job.identity)
-    image = _renderer().render(human, _preset(sample.values["expression"]), sample)
+    weights = {} if sample.unit_weights is not None else _preset(sample.values["expression"])
+    image = _renderer().render(human, weights, sample)
     path = Path(config.image_dir) / job.file
     ok = cv2.imwrite(str(path), image[:, :, ::-1], png_options(config.png_compression))
     if not ok:

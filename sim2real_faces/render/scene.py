@@ -87,6 +87,9 @@ class FrameSample:
 
     values: dict[str, Any]
     background: BackgroundSample
+    # The expression's final pose-unit weights (posed at scale 1.0) when the sampler drew them per
+    # image (expressions.sampler: facs); None when the frame uses the preset named in values.
+    unit_weights: dict[str, float] | None = None
 
 
 def frame_seed(root_seed: int, class_index: int, index_in_class: int) -> int:
@@ -108,7 +111,8 @@ def sample_frame(job: FrameJob, params: SceneParams, expressions: Any) -> FrameS
     """Draw every random value of a frame; no GL needed.
 
     ``expressions`` is the ``ExpressionParams`` of section ``expressions``: its sampler draws the
-    preset, the intensity and the tears flag of the frame's class from the frame's expression stream.
+    preset (or the action units), the intensity and the tears flag of the frame's class from the
+    frame's expression stream; ``aus`` records the fired action units ("" for a preset).
     """
     from sim2real_faces.makehuman import sample_expression
 
@@ -118,6 +122,7 @@ def sample_frame(job: FrameJob, params: SceneParams, expressions: Any) -> FrameS
         "expression": choice.preset,
         "intensity": float(choice.intensity),
         "tears": int(choice.tears),
+        "aus": choice.aus_text,
     }
     placement = sample_placement(params.placement, rngs["placement"])
     values.update(placement)
@@ -129,7 +134,7 @@ def sample_frame(job: FrameJob, params: SceneParams, expressions: Any) -> FrameS
     values.update(sample_head_rotation(params.head, rngs["head"]))
     values.update(sample_lights(params.lights, rngs["lights"]))
     values.update(sample_post(params.post, rngs["post"]))
-    return FrameSample(values, background)
+    return FrameSample(values, background, choice.unit_weights)
 
 
 # ------------------------------------------------------------------------------------------ drawing
@@ -198,9 +203,16 @@ class SceneRenderer:
         preset_weights: dict[str, float],
         sample: FrameSample,
     ) -> np.ndarray:
-        """Pose and draw ``human`` with the sampled scene; returns RGB uint8 (height, width, 3)."""
+        """Pose and draw ``human`` with the sampled scene; returns RGB uint8 (height, width, 3).
+
+        ``preset_weights`` are scaled by the sampled intensity; a sample with its own ``unit_weights``
+        (action units) is posed with those instead, at scale 1.0.
+        """
         p, v = self.params, sample.values
-        parts = human.pose(preset_weights, v["intensity"], tears=bool(v["tears"]))
+        if sample.unit_weights is not None:
+            parts = human.pose(sample.unit_weights, 1.0, tears=bool(v["tears"]))
+        else:
+            parts = human.pose(preset_weights, v["intensity"], tears=bool(v["tears"]))
         pivot = np.asarray(human.neck_pivot, dtype=np.float64)
         eye = np.asarray(human.eye_center, dtype=np.float64)
         rotation = head_rotation_matrix(v)
