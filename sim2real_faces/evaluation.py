@@ -168,3 +168,82 @@ def _metrics(
         out["ci_level"] = level
         out["bootstrap_resamples"] = n_resamples
     return out
+
+
+# ---------------------------------------------------------------------------------------------- fusion
+
+
+def combine_probabilities(probas: Sequence[np.ndarray], weights: Sequence[float], method: str) -> np.ndarray:
+    """Weighted combination of class probabilities (each (N, C), rows summing to 1); rows sum to 1.
+
+    ``mean``: the weighted mean of the probabilities; ``product``: the normalised weighted
+    geometric mean (log-linear pooling). Weights are normalised to sum to 1.
+    """
+    if len(probas) != len(weights) or not probas:
+        raise ValueError(f"{len(probas)} probability arrays but {len(weights)} weights.")
+    w = np.asarray(weights, dtype=float)
+    if (w < 0).any() or w.sum() <= 0:
+        raise ValueError(f"fusion weights {list(w)} must be non-negative with a positive sum.")
+    w = w / w.sum()
+    stack = np.stack([np.asarray(p, dtype=float) for p in probas])
+    if method == "mean":
+        out = np.tensordot(w, stack, axes=1)
+    elif method == "product":
+        logs = np.tensordot(w, np.log(np.clip(stack, EPSILON, 1.0)), axes=1)
+        out = np.exp(logs - logs.max(axis=1, keepdims=True))
+    else:
+        raise ValueError(f"unknown fusion method '{method}'; choose mean or product.")
+    return out / out.sum(axis=1, keepdims=True)
+
+
+def fuse_predictions(
+    names: Sequence[str],
+    probas: Sequence[np.ndarray],
+    reasons: Sequence[np.ndarray],
+    weights: Sequence[float],
+    method: str,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Fuse the predictions of several models for the same rows.
+
+    A row where every model has a prediction gets :func:`combine_probabilities`; where only some
+    have one, the combination of those (weights renormalised: with two models, the other model's
+    probabilities alone); where none has one, no prediction, with the first model's reason.
+    Returns (probabilities (N, C), reason (N,), inputs (N,): ``all``, ``<model>_only`` (two models)
+    or ``+``-joined names of the models used, or ``none``).
+    """
+    n = len(reasons[0])
+    available = np.stack([np.asarray(r) == "" for r in reasons])  # (models, N)
+    proba = np.full((n, probas[0].shape[1]), np.nan)
+    reason = np.asarray(reasons[0], dtype=object).copy()
+    inputs = np.full(n, "none", dtype=object)
+    for pattern in sorted({tuple(col) for col in available.T}, reverse=True):
+        rows = np.flatnonzero((np.array(pattern) == available.T).all(axis=1))
+        used = [i for i, flag in enumerate(pattern) if flag]
+        if not used:
+            continue
+        proba[rows] = combine_probabilities(
+            [probas[i][rows] for i in used], [weights[i] for i in used], method
+        )
+        reason[rows] = ""
+        if len(used) == len(names):
+            inputs[rows] = "all"
+        else:
+            inputs[rows] = "+".join(names[i] for i in used) + "_only"
+    return proba, reason.astype(str), inputs.astype(str)
+
+
+def fit_fusion_weight(
+    proba_a: np.ndarray, proba_b: np.ndarray, y_index: np.ndarray, method: str, grid: int
+) -> tuple[float, list[tuple[float, float]]]:
+    """The weight ``w`` of model a (``1 - w`` for b) with the lowest cross-entropy on the given rows.
+
+    Tries ``grid`` evenly spaced weights in [0, 1] (the smallest wins ties); returns (w, [(w, loss)]).
+    """
+    if grid < 2:
+        raise ValueError(f"the fusion weight grid needs at least 2 points, got {grid}.")
+    curve = []
+    for w in np.linspace(0.0, 1.0, grid):
+        fused = combine_probabilities([proba_a, proba_b], [w, 1 - w], method)
+        curve.append((float(w), cross_entropy(y_index, fused)))
+    best = min(curve, key=lambda item: item[1])
+    return best[0], curve

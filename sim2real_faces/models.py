@@ -34,8 +34,11 @@ import keras
 import numpy as np
 
 from sim2real_faces import CLASSES
+from sim2real_faces.errors import ProjectError
 
 MODEL_NAMES: tuple[str, ...] = ("mlp", "mobilenetv2", "vgg16")
+# The train/evaluate matrix: the single models plus their fusion (no network of its own).
+PIPELINE_MODELS: tuple[str, ...] = (*MODEL_NAMES, "fusion")
 CNN_NAMES: tuple[str, ...] = ("mobilenetv2", "vgg16")
 MODEL_FILE = "model.keras"
 INFO_FILE = "model.json"
@@ -61,8 +64,8 @@ class CropReadError(OSError):
     """A face crop listed in a table cannot be read."""
 
 
-class ModelFileError(FileNotFoundError):
-    """A trained model folder is missing or incomplete."""
+class ModelFileError(ProjectError, FileNotFoundError):
+    """A trained model folder is missing, incomplete or holds a damaged file (the message names it)."""
 
 
 def _application(name: str) -> dict[str, Any]:
@@ -108,9 +111,14 @@ class ImagenetPreprocess(keras.layers.Layer):
         return {**super().get_config(), "model_name": self.model_name}
 
 
-def make_loss() -> keras.losses.Loss:
-    """Categorical cross-entropy on probabilities: the loss for every softmax model here."""
-    return keras.losses.CategoricalCrossentropy(from_logits=False, name="categorical_crossentropy")
+def make_loss(label_smoothing: float = 0.0) -> keras.losses.Loss:
+    """Categorical cross-entropy on probabilities: the loss for every softmax model here.
+
+    ``label_smoothing`` (0 = none) moves that share of each one-hot target evenly onto all classes.
+    """
+    return keras.losses.CategoricalCrossentropy(
+        from_logits=False, label_smoothing=label_smoothing, name="categorical_crossentropy"
+    )
 
 
 def check_loss_pairing(model: keras.Model, loss: keras.losses.Loss) -> None:
@@ -359,9 +367,43 @@ def load_model(directory: Path) -> tuple[keras.Model, dict[str, Any]]:
             raise ModelFileError(
                 f"{path} not found: train the model first (`dvc repro train@{directory.name}`)."
             )
-    info = json.loads(info_path.read_text())
-    model = keras.saving.load_model(model_path, compile=False)
+    info = read_model_info(directory)
+    rebuild = (
+        f"rebuild it with `dvc repro train@{directory.name}` (or restore it: `dvc checkout {directory}`)"
+    )
+    if not zipfile.is_zipfile(model_path):
+        raise ModelFileError(f"{model_path} is damaged (truncated or not a Keras archive); {rebuild}.")
+    try:
+        model = keras.saving.load_model(model_path, compile=False)
+    except Exception as error:  # Keras reports a damaged archive in many ways (even "file not found")
+        raise ModelFileError(
+            f"{model_path} cannot be loaded ({type(error).__name__}: {str(error)[:200]}); {rebuild}."
+        ) from None
     return model, info
+
+
+def read_model_info(directory: Path) -> dict[str, Any]:
+    """``directory/model.json`` as a dict, with :class:`ModelFileError` naming the file when it is broken."""
+    path = Path(directory) / INFO_FILE
+    rebuild = f"rebuild it with `dvc repro train@{Path(directory).name}` (or `dvc checkout {directory}`)"
+    if not path.is_file():
+        raise ModelFileError(
+            f"{path} not found: train the model first (`dvc repro train@{Path(directory).name}`)."
+        )
+    try:
+        info = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise ModelFileError(
+            f"{path}, line {error.lineno}, column {error.colno}: not valid JSON ({error.msg}); {rebuild}."
+        ) from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise ModelFileError(f"{path} cannot be read ({error}); {rebuild}.") from None
+    missing = [key for key in ("model", "classes") if not isinstance(info, dict) or key not in info]
+    if missing:
+        raise ModelFileError(
+            f"{path} lacks {missing}: not a model description this project wrote; {rebuild}."
+        )
+    return info
 
 
 def file_sha256(path: Path) -> str:
@@ -382,17 +424,35 @@ class Predictor:
 
     def __init__(self, directory: Path, batch_size: int = 64) -> None:
         self.directory = Path(directory)
-        self.model, self.info = load_model(self.directory)
+        info_path = self.directory / INFO_FILE
+        if not info_path.is_file():
+            raise ModelFileError(
+                f"{info_path} not found: train the model first (`dvc repro train@{self.directory.name}`)."
+            )
+        self.info = read_model_info(self.directory)
         self.kind: str = self.info["model"]
         self.classes: list[str] = list(self.info["classes"])
         self.batch_size = batch_size
         self.features: list[str] = list(self.info.get("features", []))
         self.input_size: int = int(self.info.get("input_size", 0))
+        # Fusion: copies of its input models live in sub-folders; it has no Keras model of its own.
+        self.components: list[Predictor] = []
+        self.model: keras.Model | None = None
+        if self.kind == "fusion":
+            self.components = [
+                Predictor(self.directory / name, batch_size) for name in self.info["components"]
+            ]
+        else:
+            self.model, self.info = load_model(self.directory)
+        # Per row of the last predict_frame: which input models a fusion used ("all", "<model>_only", "none").
+        self.last_inputs: np.ndarray | None = None
 
     def predict_arrays(self, inputs: np.ndarray) -> np.ndarray:
         """Probabilities (N, n_classes) for features (MLP) or uint8 crops already at input size (CNN)."""
         if len(inputs) == 0:
             return np.zeros((0, len(self.classes)), dtype=np.float64)
+        if self.model is None:
+            raise TypeError("a fusion predicts face tables (predict_frame), not arrays.")
         proba = self.model.predict(np.asarray(inputs, dtype="float32"), batch_size=self.batch_size, verbose=0)
         return np.asarray(proba, dtype=np.float64)
 
@@ -406,6 +466,19 @@ class Predictor:
         ``missing``...), ``no_face`` for ``success=0``, ``no_features`` or ``no_crop``).
         Rows without a prediction are kept, never dropped: evaluation counts them as errors.
         """
+        if self.kind == "fusion":
+            from sim2real_faces.evaluation import fuse_predictions
+
+            outputs = [component.predict_frame(frame, root, where) for component in self.components]
+            proba, reason, inputs = fuse_predictions(
+                list(self.info["components"]),
+                [o[0] for o in outputs],
+                [o[1] for o in outputs],
+                list(self.info["weights"]),
+                str(self.info["method"]),
+            )
+            self.last_inputs = inputs
+            return proba, reason
         n = len(frame)
         status = frame["status"].astype(str).to_numpy() if "status" in frame else np.full(n, "ok")
         success = (

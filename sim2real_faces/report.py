@@ -9,13 +9,21 @@ from __future__ import annotations
 
 import json
 import re
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 MARK_START = "<!-- results:start -->"
 MARK_END = "<!-- results:end -->"
-MODEL_LABELS = {"mlp": "MLP on action units", "mobilenetv2": "MobileNetV2", "vgg16": "VGG16"}
+MODEL_LABELS = {
+    "mlp": "MLP on action units",
+    "mobilenetv2": "MobileNetV2",
+    "vgg16": "VGG16",
+    "fusion": "Fusion",
+}
+CNN_MODELS = ("mobilenetv2", "vgg16")
+METHOD_LABELS = {"mean": "weighted mean", "product": "weighted geometric mean"}
 
 # The study's report, Table 4 (Table 3 repeats the MLP row): loss and accuracy on its synthetic
 # test set (1308 filtered images, identities shared with training; the CNNs' "test" was 64
@@ -39,6 +47,43 @@ STUDY: dict[str, dict[str, dict[str, float | int]]] = {
 
 class ReportError(ValueError):
     """An input of the report is missing, or the README lacks the results markers."""
+
+
+def load_train_metrics(train_dir: Path, models: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """model -> the train stage's ``metrics/train/<model>.json`` (models without one are left out)."""
+    out = {}
+    for model in models:
+        path = Path(train_dir) / f"{model}.json"
+        if path.is_file():
+            out[model] = json.loads(path.read_text())
+    return out
+
+
+def model_label(model: str, train: dict[str, Any] | None = None) -> str:
+    """How a model reads in tables and plots, from its train metrics when given.
+
+    A CNN whose ``weights`` were not ImageNet says so (random init, or the weights file used); the
+    fusion names its inputs, method and weights.
+    """
+    label = MODEL_LABELS.get(model, model)
+    if not train:
+        return label
+    if model in CNN_MODELS and "weights" in train and train["weights"] != "imagenet":
+        if train["weights"] is None:
+            return f"{label}, random init (no ImageNet weights available)"
+        return f"{label}, weights {Path(str(train['weights'])).name}"
+    if model == "fusion" and train.get("components"):
+        parts = " + ".join(MODEL_LABELS.get(m, m) for m in train["components"])
+        weights = "/".join(f"{w:.2f}" for w in train.get("weights", []))
+        method = METHOD_LABELS.get(train.get("method", ""), train.get("method", ""))
+        return f"{label} ({parts}, {method} {weights})"
+    return label
+
+
+def model_labels(models: Sequence[str], train: dict[str, dict[str, Any]] | None = None) -> dict[str, str]:
+    """:func:`model_label` for every model."""
+    train = train or {}
+    return {model: model_label(model, train.get(model)) for model in models}
 
 
 def eval_path(eval_dir: Path, model: str, domain: str) -> Path:
@@ -71,13 +116,16 @@ def summarize(evaluations: dict[str, dict[str, Any]]) -> dict[str, dict[str, dic
     }
 
 
-def sim_vs_real_records(summary: dict[str, dict[str, dict[str, Any]]]) -> list[dict[str, Any]]:
+def sim_vs_real_records(
+    summary: dict[str, dict[str, dict[str, Any]]], labels: dict[str, str] | None = None
+) -> list[dict[str, Any]]:
     """List-of-records plot data: one record per model x domain (for one grouped bar chart)."""
+    labels = labels or {}
     return [
         {
             "model": model,
             "domain": domain,
-            "label": f"{model} {domain}",
+            "label": f"{labels.get(model, model)} {domain}",
             "accuracy": values["accuracy"],
             "loss": values["loss"],
         }
@@ -104,9 +152,11 @@ def results_table(
     evaluations: dict[str, dict[str, Any]],
     profile: str = "default",
     study: dict[str, dict[str, dict[str, Any]]] = STUDY,
+    labels: dict[str, str] | None = None,
 ) -> str:
     """Markdown like the study's Tables 3-4 (ours with 95% CIs and n, the study's beside), plus
-    the real accuracy per dataset."""
+    the real accuracy per dataset. ``labels``: model -> row label (default :data:`MODEL_LABELS`)."""
+    labels = {**MODEL_LABELS, **(labels or {})}
     level = next(
         (d.get("ci_level") for m in evaluations.values() for d in m.values() if d.get("ci_level")),
         0.95,
@@ -126,7 +176,7 @@ def results_table(
         ref = study.get(model, {})
         ref_syn, ref_real = ref.get("synthetic", {}), ref.get("real", {})
         lines.append(
-            f"| {MODEL_LABELS.get(model, model)} | {_loss(syn.get('loss'))} | {_acc_ci(syn)} "
+            f"| {labels.get(model, model)} | {_loss(syn.get('loss'))} | {_acc_ci(syn)} "
             f"| {syn.get('n', '-')} "
             f"| {_loss(real.get('loss'))} | {_acc_ci(real)} | {_pct(real.get('accuracy_detected'))} "
             f"| {real.get('n', '-')} ({real.get('n_detected', '-')}) "
@@ -145,7 +195,22 @@ def results_table(
         for model, domains in evaluations.items():
             groups = domains.get("real", {}).get("per_group", {})
             cells = [f"{_acc_ci(groups[d])} ({groups[d]['n']})" if d in groups else "-" for d in datasets]
-            lines.append(f"| {MODEL_LABELS.get(model, model)} | " + " | ".join(cells) + " |")
+            lines.append(f"| {labels.get(model, model)} | " + " | ".join(cells) + " |")
+    fused = [
+        (model, domain, metrics["fusion_inputs"])
+        for model, domains in evaluations.items()
+        for domain, metrics in domains.items()
+        if metrics.get("fusion_inputs")
+    ]
+    if fused:
+        lines += [
+            "",
+            "Fusion inputs per image (where one model has no prediction, the other's is used alone):",
+            "",
+        ]
+        for model, domain, counts in fused:
+            text = ", ".join(f"{key} {value}" for key, value in counts.items())
+            lines.append(f"- {labels.get(model, model)}, {domain}: {text}")
     lines += [
         "",
         "Study figures: its report's Table 4 (synthetic test with identities shared between train and test; "
@@ -181,13 +246,16 @@ def _pyplot():
     return plt
 
 
-def plot_sim_vs_real(summary: dict[str, dict[str, dict[str, Any]]], path: Path) -> None:
+def plot_sim_vs_real(
+    summary: dict[str, dict[str, dict[str, Any]]], path: Path, labels: dict[str, str] | None = None
+) -> None:
     """Grouped bars: accuracy (with CI whiskers) per model, synthetic beside real."""
+    labels = {**MODEL_LABELS, **(labels or {})}
     plt = _pyplot()
     models = list(summary)
     domains = sorted({d for m in summary.values() for d in m}, key=lambda d: (d != "synthetic", d))
     width = 0.8 / max(1, len(domains))
-    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    fig, ax = plt.subplots(figsize=(max(6.4, 2.2 * len(models)), 4.4))
     for offset, domain in enumerate(domains):
         xs, heights, errors = [], [], [[], []]
         for index, model in enumerate(models):
@@ -202,7 +270,7 @@ def plot_sim_vs_real(summary: dict[str, dict[str, dict[str, Any]]], path: Path) 
             errors[1].append(ci[1] - acc)
         ax.bar(xs, heights, width, yerr=errors, capsize=3, label=domain)
     ax.axhline(1 / 3, color="grey", linestyle="--", linewidth=1, label="chance (3 classes)")
-    ax.set_xticks(range(len(models)), [MODEL_LABELS.get(m, m) for m in models])
+    ax.set_xticks(range(len(models)), [textwrap.fill(labels.get(m, m), 22) for m in models], fontsize="small")
     ax.set_ylim(0, 1)
     ax.set_ylabel("accuracy")
     ax.set_title("Synthetic test vs real photos")

@@ -9,6 +9,10 @@ Writes ``metrics/eval/<model>_<domain>.json`` (loss, accuracy with a seeded boot
 macro-F1, recall per class, confusion matrix, n, n_detected, missing per reason),
 ``plots/confusion/<model>_<domain>.csv`` (actual, predicted: DVC's confusion template; a row
 without a face is predicted ``no_face``) and ``data/predictions/<model>_<domain>.csv``.
+
+Model ``fusion`` combines its input models' probabilities per row; where one input model has no
+prediction (no features, no crop) it uses the other's alone, and ``fusion_inputs`` counts the rows
+by inputs used (``all``, ``<model>_only``, ``none``).
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ import pandas as pd
 
 from sim2real_faces import CLASSES
 from sim2real_faces.evaluation import EvaluateParams, evaluate_predictions, predicted_labels
-from sim2real_faces.models import MODEL_NAMES
+from sim2real_faces.models import PIPELINE_MODELS
 from sim2real_faces.params import load_params, load_section
 from sim2real_faces.paths import DATA, METRICS, MODELS, PLOTS, REAL_FEATURES
 from sim2real_faces.training import sub_seed
@@ -48,6 +52,11 @@ def load_domain(domain: str) -> tuple[pd.DataFrame, str, Path]:
         return frame, "file", Path("data/synthetic/filtered.csv")
     if not REAL_FEATURES.is_file():
         raise EvaluateInputError(f"{REAL_FEATURES} not found: run `dvc repro prepare_real` first.")
+    from sim2real_faces.io import MARKER, check_marker
+    from sim2real_faces.paths import REAL_CROPS
+
+    # Refuses a table without its completion marker or older than its crops (an interrupted run).
+    check_marker(REAL_CROPS / MARKER, REAL_FEATURES, REAL_CROPS, "prepare_real")
     frame = pd.read_csv(REAL_FEATURES, keep_default_na=True)
     if frame.empty:
         raise EvaluateInputError(f"{REAL_FEATURES} has no rows: check real.photo_dir.")
@@ -56,7 +65,7 @@ def load_domain(domain: str) -> tuple[pd.DataFrame, str, Path]:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m stages.evaluate", description=__doc__.splitlines()[0])
-    parser.add_argument("model", choices=MODEL_NAMES)
+    parser.add_argument("model", choices=PIPELINE_MODELS)
     parser.add_argument("domain", choices=DOMAINS)
     args = parser.parse_args(argv)
 
@@ -78,6 +87,10 @@ def main(argv: list[str] | None = None) -> None:
         groups=groups,
     )
     metrics = {"model": args.model, "domain": args.domain, "source": str(source), **metrics}
+    if predictor.last_inputs is not None:
+        # Fusion: rows where an input model had no prediction use the other model alone (counted).
+        inputs = predictor.last_inputs
+        metrics["fusion_inputs"] = {str(k): int((inputs == k).sum()) for k in sorted(set(inputs))}
 
     name = f"{args.model}_{args.domain}"
     EVAL_METRICS.mkdir(parents=True, exist_ok=True)

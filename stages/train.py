@@ -1,28 +1,43 @@
-"""Stage ``train@<model>``: ``python -m stages.train mlp|mobilenetv2|vgg16``.
+"""Stage ``train@<model>``: ``python -m stages.train mlp|mobilenetv2|vgg16|fusion``.
 
 Reads ``data/split.csv`` and ``data/synthetic/filtered.csv`` (features for the MLP, the ``crop``
 images for the CNNs) and params ``seed``, ``features`` (MLP) and ``train.<model>``. Writes
 ``models/<model>/`` (model.keras with preprocessing/standardisation inside, model.json),
 ``metrics/train/<model>.json`` (seconds per step, epochs, best validation loss/accuracy, weights
 used, n) and the training curves of every phase in ``dvclive/<model>/`` (dvclive, ``dvcyaml=False``:
-dvc.yaml declares the plots). Only the ``train`` and ``val`` parts are read; test and real never.
+dvc.yaml declares the plots); for the CNNs with augmentation also a sheet of augmented synthetic
+training crops, ``dvclive/<model>/plots/augmented_crops.png``. ``fusion`` reads the trained
+``models/<a>`` and ``models/<b>`` of ``train.fusion.models``, fits its weight on the ``val`` part and
+writes ``models/fusion/`` (its description plus copies of both models). Only the ``train`` and
+``val`` parts are read; test and real never.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
+import cv2
 import pandas as pd
 
-from sim2real_faces.models import MODEL_NAMES, file_sha256, imagenet_weights_file, keras_cache_dir
+from sim2real_faces import CLASSES
+from sim2real_faces.models import PIPELINE_MODELS, file_sha256, imagenet_weights_file, keras_cache_dir
 from sim2real_faces.params import load_params, load_section
 from sim2real_faces.paths import FILTERED, METRICS, MODELS, SPLIT
-from sim2real_faces.training import CnnParams, MlpParams, SplitError, sub_seed
+from sim2real_faces.training import (
+    CnnParams,
+    FusionParams,
+    MlpParams,
+    SplitError,
+    augmentation_sheet,
+    sub_seed,
+)
 
 DVCLIVE = Path("dvclive")
+AUGMENT_SHEET = "augmented_crops.png"  # in dvclive/<cnn>/plots/: synthetic training crops after augmentation
 TRAIN_METRICS = METRICS / "train"
 
 
@@ -67,7 +82,7 @@ def weights_record(model: str, weights: str | None, input_size: int) -> dict[str
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m stages.train", description=__doc__.splitlines()[0])
-    parser.add_argument("model", choices=MODEL_NAMES)
+    parser.add_argument("model", choices=PIPELINE_MODELS)
     args = parser.parse_args(argv)
     model_name: str = args.model
 
@@ -87,6 +102,11 @@ def main(argv: list[str] | None = None) -> None:
         )
 
     live_dir = DVCLIVE / model_name
+    if model_name == "fusion":
+        with Live(dir=str(live_dir), dvcyaml=False, save_dvc_exp=False, report=None) as live:
+            metrics = train_fusion(val, load_section(FusionParams, "train.fusion", params), live)
+        _write_metrics(model_name, metrics)
+        return
     with Live(dir=str(live_dir), dvcyaml=False, save_dvc_exp=False, report=None) as live:
         if model_name == "mlp":
             from sim2real_faces.features import FeatureParams, require_columns
@@ -117,9 +137,18 @@ def main(argv: list[str] | None = None) -> None:
                         f"{part.loc[missing, 'file'].iloc[0]}): rerun `dvc repro extract filter`."
                     )
             size = cnn_params.input_size
+            train_crops = load_crops(train["crop"].tolist(), size)
+            if cnn_params.augment.active:
+                # What the CNN sees: synthetic training crops after augmentation (never real photos).
+                sheet = augmentation_sheet(
+                    train_crops[:: max(1, len(train_crops) // 6)], cnn_params.augment, seed
+                )
+                live_plots = live_dir / "plots"
+                live_plots.mkdir(parents=True, exist_ok=True)
+                cv2.imwrite(str(live_plots / AUGMENT_SHEET), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
             model, metrics = train_cnn(
                 model_name,
-                load_crops(train["crop"].tolist(), size),
+                train_crops,
                 train["class"].tolist(),
                 load_crops(val["crop"].tolist(), size),
                 val["class"].tolist(),
@@ -130,11 +159,50 @@ def main(argv: list[str] | None = None) -> None:
             info = {"model": model_name, "input_size": size, "weights": cnn_params.weights}
             metrics.update(weights_record(model_name, cnn_params.weights, size))
     save_model(model, MODELS / model_name, info)
+    _write_metrics(model_name, metrics)
+
+
+def _write_metrics(model_name: str, metrics: dict[str, Any]) -> None:
     TRAIN_METRICS.mkdir(parents=True, exist_ok=True)
     path = TRAIN_METRICS / f"{model_name}.json"
     path.write_text(json.dumps(metrics, indent=2) + "\n")
     best = metrics["best"]
     print(f"{model_name}: best val loss {best['val_loss']:.4f}, accuracy {best['val_accuracy']:.3f}")
+
+
+def train_fusion(val: pd.DataFrame, params: FusionParams, live: Any) -> dict[str, Any]:
+    """Fit the fusion on the validation rows; write ``models/fusion/`` with copies of its input models.
+
+    The copies make ``models/fusion`` self-contained (the evaluate stage depends on it alone).
+    Returns the train metrics (weights, validation loss/accuracy of the fusion and of each input).
+    """
+    from sim2real_faces.models import INFO_FILE, Predictor
+    from sim2real_faces.training import fit_fusion
+
+    outputs = []
+    for name in params.models:
+        if not (MODELS / name / INFO_FILE).is_file():
+            raise TrainInputError(
+                f"the fusion needs the trained model {MODELS / name}: run `dvc repro train@{name}` first "
+                "(params train.fusion.models)."
+            )
+        outputs.append(Predictor(MODELS / name).predict_frame(val, where=f"{FILTERED} (val part)"))
+    info = fit_fusion(
+        params.models, [o[0] for o in outputs], [o[1] for o in outputs], val["class"].tolist(), params
+    )
+    for point in info["curve"]:
+        live.log_metric("fusion/val_loss", point["val_loss"])
+        live.next_step()
+    target = MODELS / "fusion"
+    if target.exists():
+        shutil.rmtree(target)
+    target.mkdir(parents=True)
+    for name in params.models:
+        shutil.copytree(MODELS / name, target / name)
+    description = {k: info[k] for k in ("model", "components", "method", "weights")}
+    description["classes"] = list(CLASSES)
+    (target / INFO_FILE).write_text(json.dumps(description, indent=2, sort_keys=True) + "\n")
+    return {k: v for k, v in info.items() if k != "curve"}  # the curve is in dvclive/fusion/
 
 
 if __name__ == "__main__":

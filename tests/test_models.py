@@ -17,6 +17,8 @@ import pytest
 import yaml
 
 from sim2real_faces import CLASSES
+from sim2real_faces.io import MARKER, write_marker
+from sim2real_faces.params import from_dict
 from sim2real_faces.training import (
     AugmentParams,
     CnnParams,
@@ -323,17 +325,30 @@ def crops_for(classes: list[str], seed: int, size: int = 32) -> np.ndarray:
     return images
 
 
+def default_augment(**changes) -> AugmentParams:
+    """The MobileNetV2 default augmentation of conf/, with ``changes``."""
+    conf = yaml.safe_load((REPO / "conf" / "train" / "mobilenetv2" / "default.yaml").read_text())["augment"]
+    return from_dict(AugmentParams, {**conf, **changes}, "augment")
+
+
 TINY_CNN = CnnParams(
     input_size=32,
     weights=None,
     dropout=0.2,
     batch_size=16,
-    augment=AugmentParams(
-        copies=1, flip=True, rotation_deg=10, zoom=0.1, brightness=0.2, contrast=0.2, saturation=0.2, hue=0.02
-    ),
+    label_smoothing=0.0,
+    class_weights="none",
+    augment=default_augment(online=False, copies=1),
     phase1=PhaseParams("adam", 1e-3, 3, 2),
     phase2=FineTuneParams(
-        unfreeze_last=10, optimizer="rmsprop", learning_rate=1e-5, max_epochs=1, patience=1
+        unfreeze_last=10,
+        optimizer="rmsprop",
+        learning_rate=1e-5,
+        max_epochs=1,
+        patience=1,
+        batchnorm="frozen",
+        schedule="constant",
+        warmup_epochs=0,
     ),
 )
 
@@ -425,31 +440,30 @@ def tiny_project(tmp_path_factory, real_dev):
             }
         )
     pd.DataFrame(rows).to_csv(root / "data" / "real" / "features.csv", index=False)
+    real = root / "data" / "real"
+    write_marker(real / "crops" / MARKER, real / "features.csv", real / "crops")  # as prepare_real does
 
     cnn = {
         "input_size": 32,
         "weights": None,
         "dropout": 0.2,
         "batch_size": 16,
-        "augment": {
-            "copies": 1,
-            "flip": True,
-            "rotation_deg": 10.0,
-            "zoom": 0.1,
-            "brightness": 0.2,
-            "contrast": 0.2,
-            "saturation": 0.2,
-            "hue": 0.02,
-        },
+        "label_smoothing": 0.1,
+        "class_weights": "balanced",
+        "augment": dataclasses.asdict(default_augment(online=True, copies=1)),
         "phase1": {"optimizer": "adam", "learning_rate": 0.001, "max_epochs": 2, "patience": 2},
         "phase2": {
             "unfreeze_last": 10,
-            "optimizer": "rmsprop",
-            "learning_rate": 1e-5,
-            "max_epochs": 1,
+            "optimizer": "adam",
+            "learning_rate": 1e-4,
+            "max_epochs": 2,
             "patience": 1,
+            "batchnorm": "frozen",
+            "schedule": "cosine",
+            "warmup_epochs": 1,
         },
     }
+    cnn["augment"] = {k: list(v) if isinstance(v, tuple) else v for k, v in cnn["augment"].items()}
     params = {
         "seed": 42,
         "profile_name": "tiny",
@@ -469,9 +483,10 @@ def tiny_project(tmp_path_factory, real_dev):
                 "patience": 5,
             },
             "mobilenetv2": cnn,
+            "fusion": {"models": ["mlp", "mobilenetv2"], "method": "mean", "weight": None, "grid": 11},
         },
         "evaluate": {
-            "models": ["mlp", "mobilenetv2"],
+            "models": ["mlp", "mobilenetv2", "fusion"],
             "domains": ["synthetic", "real"],
             "bootstrap": 200,
             "ci_level": 0.95,
@@ -508,9 +523,19 @@ def test_end_to_end_split_train_evaluate_report(tiny_project, monkeypatch):
         len(steps) == cnn_metrics["epochs"]["phase1"] + cnn_metrics["epochs"]["phase2"]
     )  # both phases logged
 
-    for model in ("mlp", "mobilenetv2"):
+    assert cnn_metrics["augment"] == {"online": True, "copies": 1}
+    assert Path("dvclive/mobilenetv2/plots/augmented_crops.png").is_file()
+    train.main(["fusion"])
+    fusion = json.loads(Path("metrics/train/fusion.json").read_text())
+    assert fusion["components"] == ["mlp", "mobilenetv2"] and abs(sum(fusion["weights"]) - 1) < 1e-9
+    assert fusion["best"]["val_loss"] <= min(v["val_loss"] for v in fusion["inputs_val"].values()) + 1e-6
+    assert Path("models/fusion/mlp/model.keras").is_file()  # self-contained copies of its inputs
+
+    for model in ("mlp", "mobilenetv2", "fusion"):
         for domain in ("synthetic", "real"):
             evaluate.main([model, domain])
+    fused = json.loads(Path("metrics/eval/fusion_real.json").read_text())
+    assert fused["fusion_inputs"] == {"all": 7, "none": 2} and fused["n_detected"] == 7
     real = json.loads(Path("metrics/eval/mobilenetv2_real.json").read_text())
     assert real["n"] == 9 and real["n_detected"] == 7 and real["missing"] == {"no_face": 1, "unreadable": 1}
     assert set(real["per_group"]) == set(pd.read_csv("data/real/features.csv")["dataset"])
@@ -526,4 +551,6 @@ def test_end_to_end_split_train_evaluate_report(tiny_project, monkeypatch):
     report.main()
     summary = json.loads(Path("metrics/summary.json").read_text())
     assert summary["mlp"]["synthetic"]["accuracy"] == synthetic["accuracy"]
-    assert "MobileNetV2" in Path("README.md").read_text()
+    readme = Path("README.md").read_text()
+    assert "MobileNetV2, random init (no ImageNet weights available)" in readme
+    assert "Fusion (MLP on action units + MobileNetV2, weighted mean" in readme

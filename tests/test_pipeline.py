@@ -77,7 +77,9 @@ def test_repro_runs_every_stage_and_writes_metrics(tiny_repo):
     for stage in ["prepare_real", "generate", "downscale", "extract", "filter", "split", "report"]:
         assert f"'{stage}'" in output, f"stage {stage} did not run"
     summary = json.loads((repo / "metrics" / "summary.json").read_text())
-    assert set(summary) == {"mlp", "mobilenetv2", "vgg16"}
+    assert set(summary) == {"mlp", "mobilenetv2", "vgg16", "fusion"}
+    fusion = json.loads((repo / "metrics" / "eval" / "fusion_real.json").read_text())
+    assert sum(fusion["fusion_inputs"].values()) == fusion["n"]  # every photo counted by inputs used
     for model in summary.values():
         for domain in ("synthetic", "real"):
             entry = model[domain]
@@ -113,6 +115,9 @@ def test_mlp_param_change_reruns_only_mlp_stages(tiny_repo):
         "train@mlp",
         "evaluate@mlp-synthetic",
         "evaluate@mlp-real",
+        "train@fusion",  # the fusion combines the MLP
+        "evaluate@fusion-synthetic",
+        "evaluate@fusion-real",
     }
     assert not ran & {"generate", "downscale", "extract", "filter", "split", "prepare_real"}
 
