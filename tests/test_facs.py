@@ -374,3 +374,108 @@ def test_each_au_raises_its_blendshape(tmp_path: Path, conf: ExpressionParams) -
     assert rises["AU12"] > 0.3, rises
     for au in ("AU4", "AU1", "AU26", "AU45"):
         assert rises[au] > 0.06, rises
+
+
+# --------------------------------------------------------------------------------- expression gap
+
+
+def _gap_tables(folder: Path) -> None:
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    rows = []
+    for cls, smile in (("angry", 0.1), ("crying", 0.0), ("happy", 0.3)):
+        for i in range(20):
+            rows.append({"file": f"{cls}_{i:05d}.png", "face": 0, "class": cls,
+                         "bs_mouthSmileLeft": smile + 0.01 * i, "bs_jawOpen": 0.05})  # fmt: skip
+    features = pd.DataFrame(rows)
+    extra = features.iloc[:1].assign(face=1, bs_mouthSmileLeft=0.9)  # a second, dropped face
+    pd.concat([features, extra]).to_csv(folder / "features.csv", index=False)
+    features[features.index % 2 == 0][["file", "face", "class"]].to_csv(folder / "filtered.csv", index=False)
+    real = pd.DataFrame(
+        {
+            "class": ["angry", "crying", "happy"] * 10 + ["happy"],
+            "status": ["ok"] * 30 + ["no_face"],
+            "bs_mouthSmileLeft": [*rng.uniform(0.5, 0.7, 30), float("nan")],
+            "bs_jawOpen": [0.1] * 30 + [float("nan")],
+        }
+    )
+    real.to_csv(folder / "real.csv", index=False)
+
+
+def test_gap_metrics(tmp_path: Path) -> None:
+    from sim2real_faces.expression_gap import (
+        gap_metrics,
+        markdown_table,
+        plot_records,
+        real_faces,
+        synthetic_faces,
+    )
+
+    _gap_tables(tmp_path)
+    columns = ["bs_mouthSmileLeft", "bs_jawOpen"]
+    synthetic = synthetic_faces(tmp_path / "features.csv", tmp_path / "filtered.csv", columns)
+    real = real_faces(tmp_path / "real.csv", columns)
+    assert len(synthetic) == 30 and len(real) == 30
+    metrics = gap_metrics(synthetic, real, columns)
+    happy = metrics["per_class"]["happy"]["bs_mouthSmileLeft"]
+    assert happy["synthetic"]["mean"] == pytest.approx(0.3 + 0.01 * np.mean(range(0, 20, 2)))
+    assert happy["gap"] == pytest.approx(happy["synthetic"]["mean"] - happy["real"]["mean"])
+    assert metrics["per_class"]["angry"]["bs_jawOpen"]["gap"] == pytest.approx(-0.05)
+    assert metrics["n"] == {"synthetic": {"angry": 10, "crying": 10, "happy": 10},
+                            "real": {"angry": 10, "crying": 10, "happy": 10}}  # fmt: skip
+    assert len(plot_records(metrics)) == 3 * 2 * 2
+    assert "| mouthSmileLeft |" in markdown_table(metrics)
+
+
+def test_gap_errors(tmp_path: Path) -> None:
+    import pandas as pd
+
+    from sim2real_faces.expression_gap import (
+        ExpressionGapError,
+        GapParams,
+        real_faces,
+        synthetic_faces,
+        validate_params,
+    )
+
+    _gap_tables(tmp_path)
+    with pytest.raises(ExpressionGapError, match="lacks column"):
+        real_faces(tmp_path / "real.csv", ["bs_browInnerUp"])
+    filtered = pd.read_csv(tmp_path / "filtered.csv")
+    filtered.loc[0, "face"] = 3  # a kept face the features table does not have
+    filtered.to_csv(tmp_path / "filtered.csv", index=False)
+    with pytest.raises(ExpressionGapError, match="out of step"):
+        synthetic_faces(tmp_path / "features.csv", tmp_path / "filtered.csv", ["bs_jawOpen"])
+    with pytest.raises(ParamsError, match=r"expression_gap\.columns"):
+        validate_params(GapParams(columns=["jawOpen"]))
+    with pytest.raises(ParamsError, match=r"expression_gap\.columns is empty"):
+        validate_params(GapParams(columns=[]))
+
+
+def test_gap_stage_writes_aggregates_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import yaml
+
+    from stages import expression_gap
+
+    _gap_tables(tmp_path)
+    (tmp_path / "data" / "synthetic").mkdir(parents=True)
+    (tmp_path / "data" / "real").mkdir(parents=True)
+    (tmp_path / "features.csv").rename(tmp_path / "data" / "synthetic" / "features.csv")
+    (tmp_path / "filtered.csv").rename(tmp_path / "data" / "synthetic" / "filtered.csv")
+    (tmp_path / "real.csv").rename(tmp_path / "data" / "real" / "features.csv")
+    columns = compose([], REPO / "conf")["expression_gap"]["columns"]
+    assert "bs_mouthSmileLeft" in columns and "bs_jawOpen" in columns
+    params = {"expression_gap": {"columns": ["bs_mouthSmileLeft", "bs_jawOpen"]}}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    monkeypatch.chdir(tmp_path)
+    expression_gap.main()
+    metrics = json.loads((tmp_path / "metrics" / "expression_gap.json").read_text())
+    assert metrics["columns"] == ["bs_mouthSmileLeft", "bs_jawOpen"] and metrics["mean_abs_gap"] > 0
+    assert (tmp_path / "plots" / "expression_gap.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    records = json.loads((tmp_path / "plots" / "expression_gap.json").read_text())
+    assert {r["domain"] for r in records} == {"synthetic", "real"}
+    assert sorted(p.name for p in (tmp_path / "plots").iterdir()) == [
+        "expression_gap.json",
+        "expression_gap.png",
+    ]
