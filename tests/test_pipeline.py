@@ -74,8 +74,24 @@ def tiny_repo(tmp_path_factory: pytest.TempPathFactory, real_dev: Path, keras_ho
 
 def test_repro_runs_every_stage_and_writes_metrics(tiny_repo):
     repo, _, _, output = tiny_repo
-    for stage in ["prepare_real", "generate", "downscale", "extract", "filter", "split", "report"]:
+    for stage in [
+        "prepare_real",
+        "generate",
+        "downscale",
+        "extract",
+        "filter",
+        "split",
+        "report",
+        "expression_gap",
+    ]:
         assert f"'{stage}'" in output, f"stage {stage} did not run"
+    gap = json.loads((repo / "metrics" / "expression_gap.json").read_text())
+    assert (
+        set(gap["per_class"]) == {"angry", "crying", "happy"}
+        and (repo / "plots" / "expression_gap.png").is_file()
+    )
+    metadata = (repo / "data" / "synthetic" / "raw" / "metadata.csv").read_text().splitlines()
+    assert "aus" in metadata[0].split(",") and "AU" in "\n".join(metadata[1:])  # the FACS sampler's record
     summary = json.loads((repo / "metrics" / "summary.json").read_text())
     assert set(summary) == {"mlp", "mobilenetv2", "vgg16", "fusion"}
     fusion = json.loads((repo / "metrics" / "eval" / "fusion_real.json").read_text())
