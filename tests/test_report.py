@@ -132,3 +132,27 @@ def test_report_stage(tmp_path, monkeypatch, evaluations):
     first = (tmp_path / "plots" / "sim_vs_real.png").read_bytes()
     report.main()
     assert (tmp_path / "plots" / "sim_vs_real.png").read_bytes() == first  # same inputs, same bytes
+
+
+def test_labels_say_when_a_cnn_has_no_imagenet_weights_and_name_the_fusion(evaluations):
+    from sim2real_faces.report import model_label, model_labels
+
+    assert model_label("vgg16", {"weights": "imagenet"}) == "VGG16"
+    assert model_label("vgg16", {"weights": None}) == "VGG16, random init (no ImageNet weights available)"
+    assert model_label("mobilenetv2", {"weights": "/w/local.h5"}) == "MobileNetV2, weights local.h5"
+    assert model_label("vgg16") == "VGG16"  # no train metrics: the plain name
+    fusion = {"components": ["mlp", "mobilenetv2"], "method": "mean", "weights": [0.6, 0.4]}
+    assert (
+        model_label("fusion", fusion) == "Fusion (MLP on action units + MobileNetV2, weighted mean 0.60/0.40)"
+    )
+    labels = model_labels(["mlp", "vgg16"], {"vgg16": {"weights": None}})
+    table = results_table({"vgg16": evaluations["mlp"]}, labels=labels)
+    assert "| VGG16, random init (no ImageNet weights available) |" in table
+    records = sim_vs_real_records(summarize({"vgg16": evaluations["mlp"]}), labels)
+    assert records[0]["label"] == "VGG16, random init (no ImageNet weights available) synthetic"
+
+
+def test_fusion_inputs_are_listed_under_the_table(evaluations):
+    fused = {d: {**m, "fusion_inputs": {"all": 2, "mlp_only": 1}} for d, m in evaluations["mlp"].items()}
+    table = results_table({"mlp": evaluations["mlp"], "fusion": fused})
+    assert "- Fusion, real: all 2, mlp_only 1" in table
