@@ -176,6 +176,11 @@ def test_mixed_identities_blend_dark_and_light_maps(tex_params: TextureParams) -
         tex_params, {"african": 0.5, "caucasian": 0.5}, "male", 30.0, "none", rng
     )
     assert sorted(mixed.skin_maps.values()) == [0.5, 0.5]
+    dark, light = (formats.load_rgba_image(rel, 128) for rel in sorted(mixed.skin_maps))
+    flat = dataclasses.replace(mixed, tone_shift=0.0, tone_gain=(1.0, 1.0, 1.0))
+    baked = textures.srgb8_to_linear(textures.bake_skin(flat, (0.5, 0.4, 0.3))[..., :3]).mean()
+    means = [textures.srgb8_to_linear(m[..., :3]).mean() for m in (dark, light)]
+    assert abs(baked - np.mean(means)) < 0.01  # half of each map, in linear light
     assert {"dark", "light"} == {"dark" if "darkskinned" in rel else "light" for rel in mixed.skin_maps}
     mostly = textures.choose_textures(
         tex_params, {"african": 0.9, "asian": 0.1}, "male", 30.0, "none", np.random.default_rng(0)
@@ -382,3 +387,15 @@ def test_glb_carries_textures_and_alpha_modes(human: Human, tmp_path: Path) -> N
     skin = meshes_by_name["skin"]["primitives"][0]
     delta = gltf_export.accessor_array(document, binary, skin["targets"][0]["POSITION"])
     assert np.array_equal(delta[a], delta[b]) and np.abs(delta).max() > 0.01
+
+
+def test_study6_people_get_their_nearest_maps(humans_params: HumanParams) -> None:
+    six = sample_identities(dataclasses.replace(humans_params, identity_set="study6", count=6), 0)
+    skins = {s.name: s.texture_labels()["skin_map"] for s in six}
+    assert skins["black_female"] == "young_darkskinned_female_diffuse"
+    assert skins["black_male"] == "young_darkskinned_male_diffuse"
+    assert skins["old_caucasian_female"] == "middleage_lightskinned_female_diffuse2"
+    assert skins["old_caucasian_male"].startswith("middleage_lightskinned_male_diffuse")
+    assert skins["young_asian_female"].startswith("young_lightskinned_female_diffuse")
+    assert skins["young_asian_male"].startswith("young_lightskinned_male_diffuse")
+    assert all(s.eyebrow_mode == "proxy" and s.textures is not None for s in six)

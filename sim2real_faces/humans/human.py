@@ -523,9 +523,9 @@ class Human:
             result.append(
                 MeshPart(
                     name=part.name,
-                    vertices=part.expand(v).astype(np.float32),
+                    vertices=part.expand(v.astype(np.float32)),
                     triangles=part.draw_triangles,
-                    normals=part.expand(n).astype(np.float32),
+                    normals=part.expand(n.astype(np.float32)),
                     albedo=part.albedo,
                     specular=part.specular,
                     shininess=part.shininess,
@@ -622,7 +622,7 @@ def _proxy_looks(spec: IdentitySpec, proxies: Mapping[str, formats.ProxyFile]) -
     size = tex.max_size
     if tex.iris_map and "eyes" in proxies:
         image = textures.plain_map(tex.iris_map, size)
-        looks["eyes"] = _Look(albedo=_mean_colour(image), texture=image)
+        looks["eyes"] = _Look(albedo=textures.mean_colour(tex.iris_map, size), texture=image)
     maps = {
         "eyebrows": (tex.eyebrows, textures.proxy_map("eyebrows", spec.eyebrow_style), spec.eyebrow_color),
         "eyelashes": (tex.eyelashes, textures.proxy_map("eyelashes", spec.eyelash_style), spec.eyelash_color),
@@ -647,15 +647,8 @@ def _proxy_looks(spec: IdentitySpec, proxies: Mapping[str, formats.ProxyFile]) -
     ):
         if on and name in proxies:
             image = textures.plain_map(rel, size)
-            looks[name] = _Look(albedo=_mean_colour(image), texture=image)
+            looks[name] = _Look(albedo=textures.mean_colour(rel, size), texture=image)
     return looks
-
-
-def _mean_colour(image: np.ndarray) -> np.ndarray:
-    """Mean sRGB colour of an RGBA map's opaque texels (the fallback albedo of a textured part)."""
-    opaque = image[..., 3] >= 128
-    rgb = image[..., :3][opaque] if opaque.any() else image[..., :3].reshape(-1, 3)
-    return (rgb.mean(axis=0) / 255.0).astype(np.float32)
 
 
 def _surface_points(

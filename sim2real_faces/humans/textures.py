@@ -349,24 +349,46 @@ def bake_skin(spec: TextureSpec, skin_color: tuple[float, float, float]) -> np.n
     blended maps' head median, so the face's typical colour lands on the identity's albedo while the
     map keeps its pores, lips and shading detail.
     """
+    if len(spec.skin_maps) == 1:
+        # one map: the whole bake is a 256-entry table per channel
+        rel = next(iter(spec.skin_maps))
+        image = formats.load_rgba_image(rel, spec.max_size)
+        gain = _skin_gain(spec, skin_color, skin_reference(rel, spec.max_size))
+        tables = linear_to_srgb8(_TO_LINEAR[:, None] * gain[None, :].astype(np.float32))  # (256, 3)
+        out = np.empty((*image.shape[:2], 4), np.uint8)
+        for c in range(3):
+            out[..., c] = tables[image[..., c], c]
+        out[..., 3] = 255
+        out.setflags(write=False)
+        return out
     linear = None
     reference = np.zeros(3)
     for rel, weight in spec.skin_maps.items():
         image = formats.load_rgba_image(rel, spec.max_size)
-        if linear is not None and image.shape != linear.shape:
+        if linear is not None and image.shape[:2] != linear.shape[:2]:
             raise HumanParamsError(f"Skin maps {list(spec.skin_maps)} differ in size; cannot blend them.")
         part = srgb8_to_linear(image[..., :3]) * np.float32(weight)
         linear = part if linear is None else linear + part
         reference += weight * skin_reference(rel, spec.max_size)
     if linear is None:
         raise HumanParamsError("bake_skin needs at least one skin map (textures.skin is off?).")
-    target = srgb_to_linear(skin_color)
-    gain = (target / np.maximum(reference, 1e-4)) ** spec.tone_shift * np.asarray(spec.tone_gain)
+    gain = _skin_gain(spec, skin_color, reference)
     out = np.empty((*linear.shape[:2], 4), np.uint8)
     out[..., :3] = linear_to_srgb8(linear * gain.astype(np.float32))
     out[..., 3] = 255
     out.setflags(write=False)
     return out
+
+
+def _skin_gain(
+    spec: TextureSpec, skin_color: tuple[float, float, float], reference: np.ndarray
+) -> np.ndarray:
+    target = srgb_to_linear(skin_color)
+    return (target / np.maximum(reference, 1e-4)) ** spec.tone_shift * np.asarray(spec.tone_gain)
+
+
+_SHARE_STEPS = 8192  # quantisation of a hair map's relative luminance (0 .. _SHARE_MAX)
+_SHARE_MAX = 8.0
 
 
 @functools.lru_cache(maxsize=64)
@@ -379,20 +401,25 @@ def _luminance_share(rel: str, max_size: int) -> tuple[np.ndarray, np.ndarray]:
     opaque = alpha >= 128
     mean = float(lum[opaque].mean()) if opaque.any() else float(lum.mean())
     share = lum / max(mean, 1e-4)
-    share.setflags(write=False)
-    return share, alpha
+    steps = np.clip(share / _SHARE_MAX * (_SHARE_STEPS - 1) + 0.5, 0, _SHARE_STEPS - 1).astype(np.uint16)
+    steps.setflags(write=False)
+    return steps, alpha
 
 
 def bake_hair(rel: str, color: tuple[float, float, float], max_size: int) -> np.ndarray:
     """A hair, brow or lash map tinted by ``color`` (sRGB): luminance x colour in linear light, alpha kept.
 
     The map's luminance is normalised to a mean of 1 over its opaque texels, so the tinted strands
-    average the sampled hair colour and keep the map's strand-to-strand variation.
+    average the sampled hair colour and keep the map's strand-to-strand variation (quantised to
+    1/1024 of the mean up to 8 times it, applied as one lookup table per channel).
     """
-    share, alpha = _luminance_share(rel, max_size)
+    steps, alpha = _luminance_share(rel, max_size)
     tint = srgb_to_linear(color).astype(np.float32)
-    out = np.empty((*share.shape, 4), np.uint8)
-    out[..., :3] = linear_to_srgb8(share[..., None] * tint[None, None, :])
+    share = np.linspace(0.0, _SHARE_MAX, _SHARE_STEPS, dtype=np.float32)
+    tables = linear_to_srgb8(share[:, None] * tint[None, :])  # (steps, 3)
+    out = np.empty((*steps.shape, 4), np.uint8)
+    for c in range(3):
+        out[..., c] = tables[steps, c]
     out[..., 3] = alpha
     out.setflags(write=False)
     return out
@@ -401,6 +428,17 @@ def bake_hair(rel: str, color: tuple[float, float, float], max_size: int) -> np.
 def plain_map(rel: str, max_size: int) -> np.ndarray:
     """A map used as published (iris, teeth, tongue): cached, the same array for every identity."""
     return formats.load_rgba_image(rel, max_size)
+
+
+@functools.lru_cache(maxsize=64)
+def mean_colour(rel: str, max_size: int) -> np.ndarray:
+    """Mean sRGB colour (3,) of a published map's opaque texels (a textured part's fallback albedo)."""
+    image = formats.load_rgba_image(rel, max_size)
+    opaque = image[..., 3] >= 128
+    rgb = image[..., :3][opaque] if opaque.any() else image[..., :3].reshape(-1, 3)
+    colour = (rgb.mean(axis=0) / 255.0).astype(np.float32)
+    colour.setflags(write=False)
+    return colour
 
 
 def material_values(rel: str, sss_per_scale: float) -> tuple[np.ndarray, float, float]:
