@@ -289,13 +289,14 @@ class FaceAnalyzer:
     """
 
     def __init__(self, params: FaceParams) -> None:
-        from mediapipe.tasks.python import vision
-        from mediapipe.tasks.python.core.base_options import BaseOptions
-
         from sim2real_faces import assets
 
         self.params = params
-        task = assets.fetch(params.model)
+        task = assets.fetch(params.model)  # before importing MediaPipe: a bad file fails fast
+
+        from mediapipe.tasks.python import vision
+        from mediapipe.tasks.python.core.base_options import BaseOptions
+
         with zipfile.ZipFile(task) as bundle:
             detector_model = bundle.read("face_detector.tflite")
         self._landmarker = vision.FaceLandmarker.create_from_options(

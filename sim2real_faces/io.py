@@ -121,14 +121,20 @@ def folder_digest(folder: Path | str, exclude: tuple[str, ...] = (MARKER,)) -> d
     return {"n_files": n_files, "sha256": digest.hexdigest()}
 
 
-def marker_content(table: Path, crops: Path) -> dict[str, Any]:
-    """What :func:`write_marker` records: the table's and the crop folder's digests (no times: same bytes)."""
-    return {"table": {"file": table.name, "sha256": file_sha256(table)}, "crops": folder_digest(crops)}
+def marker_content(table: Path, crops: Path, name: str | None = None) -> dict[str, Any]:
+    """What :func:`write_marker` records: the table's and the crop folder's digests (no times: same bytes).
+
+    ``name``: the table's final file name when ``table`` is still its temporary sibling.
+    """
+    return {
+        "table": {"file": name or table.name, "sha256": file_sha256(table)},
+        "crops": folder_digest(crops),
+    }
 
 
-def write_marker(marker: Path | str, table: Path | str, crops: Path | str) -> None:
+def write_marker(marker: Path | str, table: Path | str, crops: Path | str, name: str | None = None) -> None:
     """Write the completion marker for ``table`` and ``crops`` (call it after both are complete)."""
-    write_json(marker, marker_content(Path(table), Path(crops)))
+    write_json(marker, marker_content(Path(table), Path(crops), name))
 
 
 def check_marker(marker: Path | str, table: Path | str, crops: Path | str, stage: str) -> None:
@@ -171,4 +177,4 @@ def table_with_crops(table: Path | str, crops: Path | str) -> Iterator[tuple[Pat
     table, crops = Path(table), Path(crops)
     with atomic_file(table) as temp_table, atomic_dir(crops) as temp_crops:
         yield temp_table, temp_crops
-        write_marker(temp_crops / MARKER, temp_table, temp_crops)
+        write_marker(temp_crops / MARKER, temp_table, temp_crops, name=table.name)

@@ -161,6 +161,10 @@ def run_extract(
     metadata = read_metadata(images_dir)
     paths = [str(images_dir / "images" / f) for f in metadata["file"]]
     crop_paths = [crop_path_for(crops_dir, f) for f in metadata["file"]]
+    if params.backend == "embedded":
+        from sim2real_faces import assets
+
+        assets.fetch(face_params.model)  # a missing or damaged model file stops here, before any output
     # Crops and table are written beside the old ones and swapped in together when the analysis is
     # complete (with a completion marker); an interrupted run leaves the previous outputs as they were.
     with atomic.table_with_crops(features_csv, crops_dir) as (temp_csv, temp_crops):

@@ -49,7 +49,7 @@ from typing import Any
 
 import pandas as pd
 
-from sim2real_faces import CLASSES
+from sim2real_faces import CLASSES, assets
 from sim2real_faces import io as atomic
 from sim2real_faces.errors import ProjectError
 from sim2real_faces.faces import FEATURE_COLUMNS, FaceParams, analyze_files
@@ -218,6 +218,12 @@ def read_manifest(manifest: Path, photo_dir: Path | None = None) -> pd.DataFrame
             f"another encoding, e.g. Latin-1). Save it as UTF-8, e.g. `iconv -f latin1 -t utf-8 {manifest} "
             f"> {manifest}.utf8 && mv {manifest}.utf8 {manifest}`."
         ) from None
+    if "\0" in text:
+        line = text[: text.index("\0")].count("\n") + 1
+        raise RealPhotosError(
+            f"{manifest}, line {line}: holds a NUL byte, so it is not a text CSV file (binary data, or "
+            f"saved as UTF-16?). Save it as a UTF-8 CSV."
+        )
     header, rows = _csv_rows(text, manifest)
     if "path" not in header or not ({"source_label", "class"} & set(header)):
         raise RealPhotosError(
@@ -414,6 +420,7 @@ def prepare_real(
     photos = list_photos(params.photo_dir, params.class_map)
     table = photos.table
     crops = _crop_paths(table["path"], crops_dir)
+    assets.fetch(face_params.model)  # a missing or damaged model file stops here, before any output
     present = table["exists"].to_numpy()
     files = list(table.loc[present, "file"])
     with atomic.table_with_crops(features_csv, crops_dir) as (temp_csv, temp_crops):

@@ -6,12 +6,15 @@ import pytest
 import requests
 
 from sim2real_faces import assets
+from sim2real_faces.errors import ProjectError
 
 
 def test_registry_knows_mediapipe_and_every_makehuman_file():
     names = assets.names()
     assert "mediapipe/face_landmarker.task" in names
-    assert len(assets.names("makehuman/")) == 786
+    with (Path(assets.__file__).with_name("registry") / "makehuman.csv").open() as handle:
+        n_rows = sum(1 for _ in handle) - 1
+    assert len(assets.names("makehuman/")) == n_rows >= 786  # every row, none lost to duplicates
     assert all(a.url.startswith("https://") and len(a.sha256) == 64 for a in assets.registry().values())
 
 
@@ -69,3 +72,15 @@ def test_corrupt_cached_download_is_refetched_and_checked(tmp_path, monkeypatch)
 def test_unknown_asset_is_an_error():
     with pytest.raises(assets.AssetError, match="Unknown asset"):
         assets.fetch("makehuman/core/does-not-exist.obj")
+
+
+def test_offline_error_carries_no_chained_traceback(tmp_path, monkeypatch):
+    """The network library's exception chain is not part of the error (a stage's --debug shows it)."""
+    monkeypatch.setenv(assets.MIRROR_ENV, str(tmp_path / "empty-mirror"))
+    monkeypatch.setenv(assets.CACHE_ENV, str(tmp_path / "cache"))
+    monkeypatch.setattr(pooch, "retrieve", _offline)
+    with pytest.raises(assets.AssetError) as error:
+        assets.fetch("mediapipe/face_landmarker.task")
+    assert error.value.__cause__ is None and error.value.__suppress_context__
+    assert isinstance(error.value.__context__, requests.exceptions.ConnectionError)  # kept for --debug
+    assert isinstance(error.value, ProjectError)

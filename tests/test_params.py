@@ -1,12 +1,21 @@
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import pytest
 import yaml
 
 from sim2real_faces.compose import compose
-from sim2real_faces.params import ParamsError, from_dict, load_section
+from sim2real_faces.params import (
+    Count,
+    ParamsError,
+    PositiveFloat,
+    Probability,
+    Range,
+    check_ranges,
+    from_dict,
+    load_section,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -62,3 +71,77 @@ def test_loader_rejects_bad_values_naming_the_key(data, message):
 def test_missing_section_is_named():
     with pytest.raises(ParamsError, match=r"no section 'train\.y'"):
         load_section(Outer, "train.y", {"train": {}})
+
+
+@dataclass(frozen=True)
+class Bounded:
+    share: Probability
+    workers: Count
+    sizes: list[Annotated[int, Range(8, 64)]]
+    scale: PositiveFloat = 1.0
+    weight: Probability | None = None
+
+    def __post_init__(self) -> None:
+        check_ranges(self, "b")
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"share": 1.5}, r"'b\.share' = 1\.5 is out of range; allowed: \[0, 1\] \(a probability"),
+        ({"share": -1.0}, r"'b\.share' = -1\.0 is out of range"),
+        ({"share": float("nan")}, r"'b\.share' = nan; it must be a finite number"),
+        ({"share": float("-inf")}, r"finite number"),
+        ({"workers": 0}, r"'b\.workers' = 0 is out of range; allowed: >= 1 \(a count\)"),
+        ({"sizes": [8, 65]}, r"'b\.sizes\[1\]' = 65 is out of range; allowed: \[8, 64\]"),
+        ({"scale": 0.0}, r"'b\.scale' = 0\.0 is out of range; allowed: > 0 \(a size\)"),
+        ({"weight": 2.0}, r"'b\.weight' = 2\.0"),
+    ],
+)
+def test_ranges_and_finite_numbers_are_checked_at_load(data, message):
+    good = {"share": 0.5, "workers": 1, "sizes": [8, 64]}
+    assert from_dict(Bounded, good, "b") == Bounded(0.5, 1, [8, 64])
+    with pytest.raises(ParamsError, match=message):
+        from_dict(Bounded, {**good, **data}, "b")
+
+
+def test_ranges_hold_for_sections_built_in_code():
+    with pytest.raises(ParamsError, match=r"b\.share"):
+        Bounded(share=2.0, workers=1, sizes=[])
+    assert Bounded(share=1.0, workers=3, sizes=[16], weight=None).weight is None
+
+
+def test_nan_is_refused_for_plain_floats_too():
+    with pytest.raises(ParamsError, match=r"'x\.lr' = nan; it must be a finite number"):
+        from_dict(Outer, {"lr": float("nan"), "inner": {"size": [3, 4]}}, "x")
+
+
+def test_post_init_value_errors_become_params_errors_naming_the_section():
+    @dataclass(frozen=True)
+    class Pair:
+        low: float
+        high: float
+
+        def __post_init__(self) -> None:
+            if self.low > self.high:
+                raise ValueError(f"low {self.low} > high {self.high}")
+
+    with pytest.raises(ParamsError, match=r"params 'p': low 2\.0 > high 1\.0"):
+        from_dict(Pair, {"low": 2.0, "high": 1.0}, "p")
+
+
+@pytest.mark.parametrize(
+    ("section", "key", "value"),
+    [("filter", "min_confidence", 1.5), ("face", "crop_size", 0), ("real", "workers", 0)],
+)
+def test_committed_sections_reject_out_of_range_values(section, key, value):
+    from sim2real_faces.faces import FaceParams
+    from stages.filter import FilterParams
+    from stages.prepare_real import RealParams
+
+    cls = {"filter": FilterParams, "face": FaceParams, "real": RealParams}[section]
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    assert load_section(cls, section, params)
+    params[section][key] = value
+    with pytest.raises(ParamsError, match=rf"'{section}\.{key}' = {value}"):
+        load_section(cls, section, params)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -73,14 +74,70 @@ def test_predict_photos_folder_and_bad_images(workdir, monkeypatch, capsys, mode
 
 
 def test_predict_prints_csv_and_rejects_missing_paths(workdir, monkeypatch, capsys):
+    from sim2real_faces.cli import call
     from stages.predict import main
 
     monkeypatch.chdir(workdir)
     photo = str(sorted(Path("photos").iterdir())[0])
-    assert main([photo]) == 0
+    assert call(main, [photo]) == 0
     printed = capsys.readouterr().out.splitlines()
-    assert printed[0].startswith("file,face,status") and printed[1].startswith(photo)
-    assert main(["nowhere.jpg"]) == 2
-    assert "nowhere.jpg: no such file or folder" in capsys.readouterr().err
-    assert main([photo, "--models-dir", "missing"]) == 2
+    assert printed[0].startswith("file,face,status,reason") and printed[1].startswith(photo)
+    assert call(main, ["nowhere.jpg"]) == 2
+    err = capsys.readouterr().err
+    assert "nowhere.jpg: no such file or folder" in err and "Traceback" not in err
+    assert call(main, [photo, "--models-dir", "missing"]) == 2
     assert "train the model first" in capsys.readouterr().err
+
+
+def test_predict_reports_every_folder_entry(workdir, monkeypatch, capsys):
+    """Finding 3: .gif files, dangling and looping links in a folder are rows, not silent losses."""
+    from PIL import Image
+
+    from sim2real_faces.cli import call
+    from stages.predict import main
+
+    monkeypatch.chdir(workdir)
+    folder = Path("mixed")
+    folder.mkdir()
+    shutil.copy(sorted(Path("photos").iterdir())[0], folder / "face.jpg")
+    frames = [Image.fromarray(np.full((40, 40, 3), 60 * i, np.uint8)) for i in range(3)]
+    frames[0].save(folder / "anim.gif", save_all=True, append_images=frames[1:])
+    (folder / "dangling.jpg").symlink_to("not_there.jpg")
+    (folder / "loop.jpg").symlink_to("loop.jpg")
+    (folder / "notes.txt").write_text("not an image")
+    out = Path("mixed.csv")
+    assert call(main, ["mixed", "--out", str(out)]) == 0
+    table = pd.read_csv(out, keep_default_na=False)
+    status = dict(zip(table["file"], table["status"], strict=False))
+    assert set(status) == {
+        str(folder / n) for n in ("face.jpg", "anim.gif", "dangling.jpg", "loop.jpg", "notes.txt")
+    }
+    reason = dict(zip(table["file"], table["reason"], strict=False))
+    assert reason["mixed/dangling.jpg"] == "dangling_link" and reason["mixed/loop.jpg"] == "link_loop"
+    assert reason["mixed/notes.txt"] == "unsupported_format" and status["mixed/notes.txt"] == "skipped"
+    assert status["mixed/anim.gif"] == "no_face"
+    gif = table[table["file"] == "mixed/anim.gif"].iloc[0]
+    assert "only the first frame is read" in gif["note"]
+    assert "3 entr(ies) skipped" in capsys.readouterr().err
+
+
+def test_predict_checks_out_before_the_work(workdir, monkeypatch, capsys, tmp_path):
+    """Finding 6: --out pointing at a folder (or an unwritable one) fails at once, not after the analysis."""
+    import time
+
+    from sim2real_faces.cli import call
+    from stages.predict import main
+
+    monkeypatch.chdir(workdir)
+    start = time.perf_counter()
+    assert call(main, ["photos", "--out", str(tmp_path)]) == 2
+    assert "is a folder" in capsys.readouterr().err
+    assert call(main, ["photos", "--out", "blank.png/p.csv"]) == 2
+    assert "blank.png is a file" in capsys.readouterr().err
+    assert time.perf_counter() - start < 5  # no face analysis ran
+    if os.geteuid() != 0:  # root may write anywhere
+        locked = tmp_path / "locked"
+        locked.mkdir()
+        locked.chmod(0o500)
+        assert call(main, ["photos", "--out", str(locked / "p.csv")]) == 2
+        assert "not writable" in capsys.readouterr().err
