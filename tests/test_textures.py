@@ -399,3 +399,30 @@ def test_study6_people_get_their_nearest_maps(humans_params: HumanParams) -> Non
     assert skins["young_asian_female"].startswith("young_lightskinned_female_diffuse")
     assert skins["young_asian_male"].startswith("young_lightskinned_male_diffuse")
     assert all(s.eyebrow_mode == "proxy" and s.textures is not None for s in six)
+
+
+def test_texture_files_are_registered_and_verified() -> None:
+    from sim2real_faces import assets
+
+    names = [
+        n
+        for n in assets.names("makehuman/")
+        if (n.endswith(".png") and "/litspheres/" not in n) or (n.endswith(".mhmat") and "/skins/" in n)
+    ]
+    assert len([n for n in names if "/skins/textures/" in n]) == 13
+    assert len([n for n in names if n.endswith(".mhmat")]) >= 18
+    for name in names:
+        assert assets.fetch(name).is_file()  # the mirror's copy matches the pinned sha256
+    rows = assets.registry()
+    assert rows["makehuman/assets/hair/short02/short02_diffuse.png"].url.startswith(
+        "https://media.githubusercontent.com/media/makehumancommunity/makehuman-assets/"
+    )
+
+
+def test_textures_disabled_gives_flat_people(humans_params: HumanParams) -> None:
+    assert humans_params.textures is not None
+    off = dataclasses.replace(humans_params.textures, enabled=False)
+    specs = sample_identities(dataclasses.replace(humans_params, count=2, textures=off), 7)
+    assert all(
+        s.textures is None and s.texture_labels() == {"skin_map": "none", "iris_map": "none"} for s in specs
+    )
