@@ -6,7 +6,9 @@ Public API (the team contract's ``humans`` interface; ``sim2real_faces.makehuman
   :func:`study6_identities`;
 - :class:`ExpressionParams` (section ``expressions``), :func:`load_preset`, :func:`resolve_preset`,
   :func:`sample_expression`, :func:`list_presets`;
-- :class:`Human` (``Human.build(spec)``, ``human.pose(unit_weights, intensity)``), :class:`MeshPart`.
+- :class:`Human` (``Human.build(spec)``, ``human.pose(unit_weights, intensity)``), :class:`MeshPart`;
+- :class:`TextureParams` (section ``humans.textures``) and :class:`TextureSpec` (an identity's chosen
+  maps, ``spec.texture_labels()`` for metadata), see :mod:`sim2real_faces.humans.textures`.
 
 Facts worth knowing (checked in tests/test_humans.py):
 
@@ -15,8 +17,12 @@ Facts worth knowing (checked in tests/test_humans.py):
   turn about the wrong axis (inner brows swing forward instead of rising).
 - Each unit's rotation acts in world axes about its bone's head (MakeHuman's setPose conjugates it
   into the bone's rest frame, the chain moves it back), composed down the bone hierarchy.
-- Solid brow strips hide the brow movement from MediaPipe; brows are painted into the skin colour
-  by default (``eyebrow_mode: painted``).
+- Solid brow strips hide the brow movement from MediaPipe: untextured brows are painted into the
+  skin colour (``eyebrow_mode: painted``); with skin textures the brows are the proxy cards with
+  their alpha-masked hair maps (``eyebrow_mode: proxy``), which let the skin show through.
+- Mesh parts are split at uv seams; each split row remembers its source vertex
+  (``human.part_source``), morphs, pose units, proxy fits and skinning act on the source vertices
+  and normals come from the unsplit mesh, so seams neither tear nor crease.
 """
 
 from sim2real_faces.humans.errors import (
@@ -45,6 +51,7 @@ from sim2real_faces.humans.identities import (
     study6_identities,
 )
 from sim2real_faces.humans.identities import validate_params as validate_human_params
+from sim2real_faces.humans.textures import TextureParams, TextureSpec
 
 __all__ = [
     "ETHNICITIES",
@@ -59,6 +66,8 @@ __all__ = [
     "IdentitySpec",
     "MakeHumanFormatError",
     "MeshPart",
+    "TextureParams",
+    "TextureSpec",
     "UnknownPresetError",
     "build_cached",
     "list_presets",
