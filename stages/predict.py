@@ -8,6 +8,8 @@ probabilities of a trained model from ``models/<model>/``. Nothing given is left
   ``unreadable`` (the reason in ``reason``) and a message on stderr;
 - an entry of a folder that is not an image (unsupported format, dangling or looping link, hidden
   file) gets a row with ``status`` ``skipped`` and the reason (``sim2real_faces.images.SKIP_REASONS``);
+  a file given twice (also as ``a/../a/x.jpg`` or through a link) is analysed once, its repeat is
+  ``skipped`` with reason ``duplicate``;
 - a file with several frames (animated GIF, multi-page TIFF) is read at its first frame, and its
   ``note`` says so.
 
@@ -71,6 +73,15 @@ def collect_inputs(paths: list[str]) -> list[Input]:
             raise PredictInputError(f"{path}: a symbolic link whose target does not exist (or loops).")
         else:
             raise PredictInputError(f"{path}: no such file or folder.")
+    # The same file named twice (e.g. happy/h0.jpg and happy/../happy/h0.jpg, or through a link) is
+    # analysed once; the repeat gets a row saying so.
+    seen: set[str] = set()
+    for index, item in enumerate(inputs):
+        if not item.reason:
+            real = os.path.realpath(item.path)
+            if real in seen:
+                inputs[index] = Input(item.path, "duplicate")
+            seen.add(real)
     return inputs
 
 

@@ -106,19 +106,19 @@ def test_predict_reports_every_folder_entry(workdir, monkeypatch, capsys):
     (folder / "loop.jpg").symlink_to("loop.jpg")
     (folder / "notes.txt").write_text("not an image")
     out = Path("mixed.csv")
-    assert call(main, ["mixed", "--out", str(out)]) == 0
+    assert call(main, ["mixed", "--out", str(out), "mixed/../mixed/face.jpg"]) == 0
     table = pd.read_csv(out, keep_default_na=False)
     status = dict(zip(table["file"], table["status"], strict=False))
-    assert set(status) == {
-        str(folder / n) for n in ("face.jpg", "anim.gif", "dangling.jpg", "loop.jpg", "notes.txt")
-    }
+    names = ("face.jpg", "anim.gif", "dangling.jpg", "loop.jpg", "notes.txt")
+    assert set(status) == {str(folder / n) for n in names} | {"mixed/../mixed/face.jpg"}
+    assert status["mixed/../mixed/face.jpg"] == "skipped"  # the same file twice is analysed once
     reason = dict(zip(table["file"], table["reason"], strict=False))
     assert reason["mixed/dangling.jpg"] == "dangling_link" and reason["mixed/loop.jpg"] == "link_loop"
     assert reason["mixed/notes.txt"] == "unsupported_format" and status["mixed/notes.txt"] == "skipped"
     assert status["mixed/anim.gif"] == "no_face"
     gif = table[table["file"] == "mixed/anim.gif"].iloc[0]
     assert "only the first frame is read" in gif["note"]
-    assert "3 entr(ies) skipped" in capsys.readouterr().err
+    assert "4 entr(ies) skipped" in capsys.readouterr().err
 
 
 def test_predict_checks_out_before_the_work(workdir, monkeypatch, capsys, tmp_path):
