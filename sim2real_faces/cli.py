@@ -68,6 +68,12 @@ def call(main: Callable[..., Any], argv: Sequence[str] | None = None, name: str 
         if not debug:
             print(f"({DEBUG_FLAG} or {DEBUG_ENV}=1 shows the traceback)", file=sys.stderr)
         return EXIT_ERROR
+    except SystemExit as exit_:  # argparse's usage errors (status 2) and explicit exits
+        code = exit_.code
+        if code is None or isinstance(code, int):
+            return code or 0
+        print(code, file=sys.stderr)  # sys.exit("message") prints it, as Python itself would
+        return 1
     except KeyboardInterrupt:
         if debug:
             traceback.print_exc()

@@ -106,7 +106,7 @@ def test_predict_reports_every_folder_entry(workdir, monkeypatch, capsys):
     (folder / "loop.jpg").symlink_to("loop.jpg")
     (folder / "notes.txt").write_text("not an image")
     out = Path("mixed.csv")
-    assert call(main, ["mixed", "--out", str(out), "mixed/../mixed/face.jpg"]) == 0
+    assert call(main, ["mixed", "mixed/../mixed/face.jpg", "--out", str(out)]) == 0
     table = pd.read_csv(out, keep_default_na=False)
     status = dict(zip(table["file"], table["status"], strict=False))
     names = ("face.jpg", "anim.gif", "dangling.jpg", "loop.jpg", "notes.txt")
