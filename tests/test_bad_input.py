@@ -567,3 +567,28 @@ def test_fuzz_read_image_and_manifest_never_crash(tmp_path):
             outcomes["ImageReadError"] += 1
     assert sum(outcomes.values()) >= 500, outcomes  # a few mode/format pairs cannot be written
     assert outcomes["image"] and outcomes["ImageReadError"] and outcomes["RealPhotosError"], outcomes
+
+
+def test_8_cli_exit_statuses_and_debug_flag(capsys, monkeypatch):
+    monkeypatch.delenv("SIM2REAL_DEBUG", raising=False)
+    seen: list[list[str]] = []
+
+    def main(argv: list[str]) -> int:
+        seen.append(argv)
+        if "fail" in argv:
+            try:
+                raise OSError("low-level cause")
+            except OSError:
+                raise RealPhotosError("the clear message") from None
+        if "stop" in argv:
+            raise KeyboardInterrupt
+        return 3
+
+    assert call(main, ["a", "--debug"]) == 3 and seen[-1] == ["a"]  # --debug never reaches main
+    assert call(main, ["fail"], name="demo") == 2
+    err = capsys.readouterr().err
+    assert err.startswith("demo: error: the clear message") and "low-level cause" not in err
+    assert call(main, ["fail", "--debug"], name="demo") == 2
+    assert "OSError: low-level cause" in capsys.readouterr().err  # the suppressed cause, on request
+    assert call(main, ["stop"], name="demo") == 130
+    assert "demo: interrupted" in capsys.readouterr().err
