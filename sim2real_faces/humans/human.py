@@ -189,9 +189,9 @@ def fit_proxy(proxy: formats.ProxyFile, vertices: np.ndarray) -> np.ndarray:
     return proxy.fit @ vertices + proxy.offsets * scale
 
 
-def _eye_colours(proxy: formats.ProxyFile) -> np.ndarray:
-    """Per-vertex sRGB colours of the eye mesh sampled from brown_eye.png (3x3-pixel box mean)."""
-    image = formats.load_rgb_image("core/eyes/materials/brown_eye.png")
+def _eye_colours(proxy: formats.ProxyFile, rel: str = "core/eyes/materials/brown_eye.png") -> np.ndarray:
+    """Per-vertex sRGB colours of the eye mesh sampled from an eye map (3x3-pixel box mean)."""
+    image = formats.load_rgb_image(rel)
     h, w, _ = image.shape
     uv = proxy.obj.uv
     if uv is None:
@@ -622,7 +622,8 @@ def _proxy_looks(spec: IdentitySpec, proxies: Mapping[str, formats.ProxyFile]) -
     size = tex.max_size
     if tex.iris_map and "eyes" in proxies:
         image = textures.plain_map(tex.iris_map, size)
-        looks["eyes"] = _Look(albedo=textures.mean_colour(tex.iris_map, size), texture=image)
+        # fallback colours: the same map sampled per vertex, as untextured eyes are
+        looks["eyes"] = _Look(albedo=_eye_colours(proxies["eyes"], tex.iris_map), texture=image)
     maps = {
         "eyebrows": (tex.eyebrows, textures.proxy_map("eyebrows", spec.eyebrow_style), spec.eyebrow_color),
         "eyelashes": (tex.eyelashes, textures.proxy_map("eyelashes", spec.eyelash_style), spec.eyelash_color),
@@ -646,8 +647,8 @@ def _proxy_looks(spec: IdentitySpec, proxies: Mapping[str, formats.ProxyFile]) -
         ("tongue", tex.tongue, textures.TONGUE_MAP),
     ):
         if on and name in proxies:
-            image = textures.plain_map(rel, size)
-            looks[name] = _Look(albedo=textures.mean_colour(rel, size), texture=image)
+            # the maps' unused texels are black, so their mean is no colour: keep the flat albedo
+            looks[name] = _Look(albedo=looks[name].albedo, texture=textures.plain_map(rel, size))
     return looks
 
 

@@ -430,17 +430,6 @@ def plain_map(rel: str, max_size: int) -> np.ndarray:
     return formats.load_rgba_image(rel, max_size)
 
 
-@functools.lru_cache(maxsize=64)
-def mean_colour(rel: str, max_size: int) -> np.ndarray:
-    """Mean sRGB colour (3,) of a published map's opaque texels (a textured part's fallback albedo)."""
-    image = formats.load_rgba_image(rel, max_size)
-    opaque = image[..., 3] >= 128
-    rgb = image[..., :3][opaque] if opaque.any() else image[..., :3].reshape(-1, 3)
-    colour = (rgb.mean(axis=0) / 255.0).astype(np.float32)
-    colour.setflags(write=False)
-    return colour
-
-
 def material_values(rel: str, sss_per_scale: float) -> tuple[np.ndarray, float, float]:
     """(specular colour (3,) linear, Blinn-Phong exponent, sss strength 0..1) of a skin .mhmat.
 
