@@ -10,7 +10,7 @@
   so a ``dvc checkout`` that restores the files in any order still passes.
 
 On an exception (Ctrl-C included) the temporary sibling is removed and the previous outputs are left
-as they were.
+as they were; leftovers of a killed run (``.<name>.tmp-*``) are removed by the next run.
 """
 
 from __future__ import annotations
@@ -33,6 +33,13 @@ MARKER = "complete.json"
 def _temp_sibling(target: Path, directory: bool) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     prefix = f".{target.name}.tmp-"
+    # Leftovers of a run that was killed outright (no finally ran): they would otherwise end up inside
+    # a DVC output folder such as data/real.
+    for stale in [*target.parent.glob(f"{prefix}*"), *target.parent.glob(f".{target.name}.old-*")]:
+        if stale.is_dir() and not stale.is_symlink():
+            shutil.rmtree(stale, ignore_errors=True)
+        else:
+            stale.unlink(missing_ok=True)
     if directory:
         return Path(tempfile.mkdtemp(prefix=prefix, dir=target.parent))
     handle, name = tempfile.mkstemp(prefix=prefix, dir=target.parent)

@@ -592,3 +592,25 @@ def test_8_cli_exit_statuses_and_debug_flag(capsys, monkeypatch):
     assert "OSError: low-level cause" in capsys.readouterr().err  # the suppressed cause, on request
     assert call(main, ["stop"], name="demo") == 130
     assert "demo: interrupted" in capsys.readouterr().err
+
+
+def test_7_atomic_helpers_leave_old_or_new_and_clean_leftovers(tmp_path):
+    from sim2real_faces import io as atomic
+
+    target = tmp_path / "out" / "table.csv"
+    atomic.write_text(target, "old\n")
+    with pytest.raises(KeyboardInterrupt), atomic.atomic_file(target) as temp:
+        temp.write_text("half")
+        raise KeyboardInterrupt
+    assert target.read_text() == "old\n" and sorted(p.name for p in target.parent.iterdir()) == ["table.csv"]
+
+    folder = tmp_path / "out" / "crops"
+    with atomic.atomic_dir(folder) as temp:
+        (temp / "a.png").write_bytes(b"a")
+    (tmp_path / "out" / ".crops.tmp-killed").mkdir()  # what a SIGKILLed run leaves
+    (tmp_path / "out" / ".table.csv.tmp-killed").write_text("x")
+    with atomic.atomic_dir(folder) as temp:
+        (temp / "b.png").write_bytes(b"b")
+    atomic.write_text(target, "new\n")
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["crops", "table.csv"]
+    assert [p.name for p in folder.iterdir()] == ["b.png"] and target.read_text() == "new\n"
