@@ -452,7 +452,8 @@ def _features_and_metrics(
             values = first.loc[record["file"], face_columns].to_dict()
         else:
             values = {c: float("nan") for c in FEATURE_COLUMNS}
-            reason = f"{record['file']} does not exist; fix the manifest row or restore the file."
+            what = "is a folder, not a photo" if os.path.isdir(record["file"]) else "does not exist"
+            reason = f"{record['file']} {what}; fix the manifest row or restore the file."
             values.update(status="missing", reason=reason, face=0, success=0, crop="", note="")
         rows.append({**{c: record[c] for c in META_COLUMNS}, **values})
     features = pd.DataFrame(rows, columns=[*META_COLUMNS, *face_columns])

@@ -116,17 +116,18 @@ def test_3_every_folder_entry_is_listed_or_counted(tmp_path):
     _grey(photos / "angry" / "a0.png")
     frames = [Image.fromarray(np.full((32, 32, 3), 50 * i, np.uint8)) for i in range(3)]
     frames[0].save(photos / "happy" / "anim.gif", save_all=True, append_images=frames[1:])
+    frames[0].save(photos / "angry" / "pages.tif", save_all=True, append_images=frames[1:2])
     (photos / "happy" / "dangling.jpg").symlink_to("not_there.jpg")
     (photos / "happy" / "loop.jpg").symlink_to("loop.jpg")
     (photos / "angry" / "up").symlink_to("..")  # a folder link back up: a loop
     (photos / "angry" / "notes.txt").write_text("not a photo")
     (photos / "angry" / ".DS_Store").write_bytes(b"\0")
     (photos / "README.md").write_text("beside the label folders")
-    n_entries = 9
+    n_entries = 10
 
     out = tmp_path / "out"
     metrics = _run(photos, out)
-    assert metrics["n_listed"] == 3 and metrics["n_ignored"] == 6
+    assert metrics["n_listed"] == 4 and metrics["n_ignored"] == 6
     assert metrics["n_listed"] + metrics["n_ignored"] == n_entries
     assert metrics["ignored"] == {
         "dangling_link": 1,
@@ -136,10 +137,14 @@ def test_3_every_folder_entry_is_listed_or_counted(tmp_path):
         "unsupported_format": 1,
     }
     assert metrics["ignored_examples"]["link_loop"] == ["angry/up", "happy/loop.jpg"]
-    assert metrics["n_multi_frame"] == 1
+    assert metrics["n_multi_frame"] == 2
     table = pd.read_csv(out / "features.csv", keep_default_na=False)
     gif = table[table["path"] == "happy/anim.gif"].iloc[0]
-    assert gif["status"] == "no_face" and "only the first frame is read" in gif["note"]
+    assert (
+        gif["status"] == "no_face" and gif["note"].startswith("3 frames") and "only the first" in gif["note"]
+    )
+    tif = table[table["path"] == "angry/pages.tif"].iloc[0]
+    assert tif["note"].startswith("2 frames (animated or multi-page); only the first frame is read")
 
 
 def test_3_the_same_photo_twice_after_normalising_is_an_error(tmp_path):
