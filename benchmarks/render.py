@@ -1,13 +1,19 @@
-"""Rendering throughput: images/s of the generate stage's workers at given sizes and process counts.
+"""Rendering throughput and where the time goes, with the default profile's params (everything on).
 
-    python benchmarks/render.py [--frames 24] [--sizes 1792x1267 820x571] [--workers 1 2] [--msaa 0]
+    python benchmarks/render.py [--frames 48] [--sizes 1792x1267 820x571] [--workers 1 2]
+                                [--identities 4] [--params params.yaml] [--json out.json]
 
 Runs the real pipeline of one frame (sample every randomizer, pose the MakeHuman person, render,
-write the PNG) in spawned worker processes exactly as ``stages.generate`` does, on the default params
-(24 random identities, the default randomizers), into a temporary folder. Reports wall-clock images/s
-(the first frames of each worker, which compile shaders and build people, are included: that is what a
-run pays) plus the CPU seconds per image of the workers, which is less sensitive to other load on the
-machine. Prints a table and writes JSON with ``--json``.
+post effects, write the PNG) in spawned worker processes exactly as ``stages.generate`` does, with
+sections ``generate``, ``humans`` and ``expressions`` of ``--params`` (the composed default
+profile: textures, shadows, fill light and camera effects on), into a temporary folder.
+
+For each size and process count it reports wall-clock images/s (the first frames of each worker,
+which compile shaders and build people, are included: that is what a run pays) and the CPU seconds
+per image of the workers (less sensitive to other load on the machine). Then, per size, one
+single-process run with the renderer's phase timer on (it waits for the rasteriser after each phase,
+so it runs apart from the throughput runs) splits a frame's time into: sampling, posing (pose units,
+skinning, head rotation), shadow maps, raster, read-back, post effects and PNG encoding + writing.
 """
 
 from __future__ import annotations
@@ -25,7 +31,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sim2real_faces.makehuman import ExpressionParams, HumanParams, sample_identities
+from sim2real_faces.params import load_params, load_section
+from sim2real_faces.render import dataset
 from sim2real_faces.render.dataset import GenerateParams, WorkerConfig, plan_jobs, render_jobs, worker_threads
+
+PHASES = ("sample", "pose", "shadow", "raster_head", "raster_background", "readback", "post", "png")
 
 
 def _children_cpu() -> float:
@@ -33,23 +43,64 @@ def _children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def bench(
-    width: int, height: int, workers: int, frames: int, msaa: int, identities: int, seed: int = 42
-) -> dict:
-    params = dataclasses.replace(GenerateParams(), width=width, height=height, workers=workers, msaa=msaa)
-    params.validate()
-    expressions = ExpressionParams()
+def timed_job(job) -> dict[str, float]:
+    """One frame as ``dataset.render_job`` renders it, with the seconds of every phase (worker side)."""
+    import cv2
+
+    from sim2real_faces.render.scene import sample_frame
+
+    config = dataset._WORKER["config"]
+    t0 = time.perf_counter()
+    sample = sample_frame(job, config.scene, config.expressions)
+    t1 = time.perf_counter()
+    human = dataset._human(job.identity)
+    weights = (
+        {}
+        if getattr(sample, "unit_weights", None) is not None
+        else dataset._preset(sample.values["expression"])
+    )
+    scene = dataset._renderer()
+    scene.renderer.profile = True
+    t2 = time.perf_counter()
+    image = scene.render(human, weights, sample)
+    t3 = time.perf_counter()
+    path = Path(config.image_dir) / job.file
+    if not cv2.imwrite(str(path), image[:, :, ::-1], dataset.png_options(config.png_compression)):
+        raise OSError(f"could not write {path}")
+    t4 = time.perf_counter()
+    times = dict(scene.renderer.timings)
+    times["sample"] = t1 - t0
+    times["png"] = t4 - t3
+    times["pose"] = (t3 - t2) - sum(times.get(k, 0.0) for k in PHASES[2:-1])
+    times["build"] = t2 - t1  # building a person (first frame of each identity) and the GL context
+    return times
+
+
+def _setup(params_file: Path, width: int, height: int, workers: int, identities: int, seed: int):
+    params = load_params(params_file)
+    gen = load_section(GenerateParams, "generate", params)
+    gen = dataclasses.replace(gen, width=width, height=height, workers=workers)
+    gen.validate()
+    expressions = load_section(ExpressionParams, "expressions", params)
+    humans = dataclasses.replace(load_section(HumanParams, "humans", params), count=identities)
     # The stage renders 75 frames per person (1800 / 24): a few people keep the building share as small.
-    people = sample_identities(dataclasses.replace(HumanParams(), count=identities), seed)
+    people = sample_identities(humans, seed)
+    return gen, expressions, people
+
+
+def bench(
+    params_file: Path, width: int, height: int, workers: int, frames: int, identities: int, seed: int = 42
+) -> dict:
+    gen, expressions, people = _setup(params_file, width, height, workers, identities, seed)
     n_per_class = max(1, frames // len(expressions.classes))
     jobs = plan_jobs(list(expressions.classes), n_per_class, len(people), seed)
     with tempfile.TemporaryDirectory(prefix="bench-render-") as tmp:
         config = WorkerConfig(
-            scene=params.scene(),
+            scene=gen.scene(),
             identities=[s.to_dict() for s in people],
             expressions=expressions,
             image_dir=tmp,
-            png_compression=params.png_compression,
+            png_compression=gen.png_compression,
             threads=worker_threads(workers),
         )
         cpu0, start = _children_cpu(), time.perf_counter()
@@ -61,7 +112,6 @@ def bench(
         "width": width,
         "height": height,
         "workers": workers,
-        "msaa": msaa,
         "frames": len(jobs),
         "identities": len(people),
         "seconds": round(wall, 2),
@@ -72,25 +122,63 @@ def bench(
     }
 
 
+def breakdown(
+    params_file: Path, width: int, height: int, frames: int, identities: int, seed: int = 42
+) -> dict:
+    """Mean ms per phase of one worker with one llvmpipe thread (frames that built a person left out)."""
+    import multiprocessing as mp
+
+    gen, expressions, people = _setup(params_file, width, height, 1, identities, seed)
+    n_per_class = max(1, frames // len(expressions.classes))
+    jobs = plan_jobs(list(expressions.classes), n_per_class, len(people), seed)
+    with tempfile.TemporaryDirectory(prefix="bench-render-") as tmp:
+        config = WorkerConfig(
+            scene=gen.scene(),
+            identities=[s.to_dict() for s in people],
+            expressions=expressions,
+            image_dir=tmp,
+            png_compression=gen.png_compression,
+            threads=1,  # one core's share, as each of the stage's two workers gets
+        )
+        with mp.get_context("spawn").Pool(1, initializer=dataset._init_worker, initargs=(config,)) as pool:
+            times = pool.map(timed_job, jobs, chunksize=1)
+    steady = [t for t in times if t["build"] < 0.05] or times  # frames that built no person
+    mean = {k: 1000 * sum(t.get(k, 0.0) for t in steady) / len(steady) for k in PHASES}
+    mean["total"] = sum(mean.values())
+    return {
+        "width": width,
+        "height": height,
+        "frames": len(steady),
+        "ms": {k: round(v, 1) for k, v in mean.items()},
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--frames", type=int, default=48)
     parser.add_argument("--identities", type=int, default=4)
     parser.add_argument("--sizes", nargs="+", default=["1792x1267", "820x571"])
     parser.add_argument("--workers", nargs="+", type=int, default=[1, 2])
-    parser.add_argument("--msaa", type=int, default=0)
+    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
+    parser.add_argument("--no-breakdown", action="store_true")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
     shared_assets = Path(__file__).resolve().parents[2] / "shared" / "assets"
     if "SIM2REAL_ASSET_MIRROR" not in os.environ and shared_assets.is_dir():  # as the Makefile does
         os.environ["SIM2REAL_ASSET_MIRROR"] = str(shared_assets)
-    rows = []
+    load_before = os.getloadavg()[0]
+    rows, splits = [], []
     for size in args.sizes:
         width, height = (int(v) for v in size.lower().split("x"))
         for workers in args.workers:
-            rows.append(bench(width, height, workers, args.frames, args.msaa, args.identities))
-    load = os.getloadavg()[0]
-    print(f"\ncpu cores: {os.cpu_count()}, load average before the last run: {load:.1f}")
+            rows.append(bench(args.params, width, height, workers, args.frames, args.identities))
+        if not args.no_breakdown:
+            splits.append(breakdown(args.params, width, height, max(12, args.frames // 2), args.identities))
+    load_after = os.getloadavg()[0]
+    print(
+        f"\ncpu cores: {os.cpu_count()}, load average (1 min) before: {load_before:.1f}, "
+        f"after: {load_after:.1f}"
+    )
     print(f"{'size':>10} {'proc':>4} {'img/s':>7} {'cpu s/img':>9} {'PNG MB':>7} {'1800 in min':>11}")
     for r in rows:
         print(
@@ -98,9 +186,19 @@ def main() -> None:
             f"{r['worker_cpu_s_per_image']:>9.3f} {r['png_mb_per_image']:>7.2f} "
             f"{r['minutes_for_1800']:>11.1f}"
         )
+    if splits:
+        print("\nms per frame, one process with one llvmpipe thread:")
+        print(f"{'size':>10} " + " ".join(f"{k:>8}" for k in (*PHASES, "total")))
+        for s in splits:
+            print(
+                f"{s['width']}x{s['height']:<5} "
+                + " ".join(f"{s['ms'][k]:>8.1f}" for k in (*PHASES, "total"))
+            )
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"cpu_count": os.cpu_count(), "runs": rows}, indent=2) + "\n")
+        result = {"cpu_count": os.cpu_count(), "load_before": load_before, "load_after": load_after}
+        result.update({"runs": rows, "breakdown": splits})
+        args.json.write_text(json.dumps(result, indent=2) + "\n")
 
 
 if __name__ == "__main__":

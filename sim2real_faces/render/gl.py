@@ -72,6 +72,7 @@ vec3 to_display(vec3 c) {
 
 MESH_VS = """
 #version 330
+invariant gl_Position;  // the depth pre-pass and the shading pass must give equal depths
 uniform mat4 u_mvp;
 in vec3 in_pos;
 in vec3 in_normal;
@@ -90,9 +91,14 @@ void main() {
 }
 """
 
+# Compiled twice: with ALPHA_TEST 0 (no discard, so llvmpipe can reject hidden fragments before
+# shading them) for opaque parts, and with ALPHA_TEST 1 for alpha-tested and blended parts.
 MESH_FS = (
     """
 #version 330
+#ifndef ALPHA_TEST
+#define ALPHA_TEST 1
+#endif
 in vec3 v_pos;
 in vec3 v_normal;
 in vec2 v_uv;
@@ -146,8 +152,10 @@ void main() {
     if (u_has_tex == 1) {
         base = texture(u_tex, vec2(v_uv.x, 1.0 - v_uv.y));  // OBJ: v = 0 is the image's bottom row
     }
+#if ALPHA_TEST
     if (u_alpha_pass == 1 && base.a < u_alpha_cutoff) discard;
     if (u_alpha_pass == 2 && (base.a >= u_alpha_cutoff || base.a < 0.004)) discard;
+#endif
     vec3 albedo = base.rgb;
     vec3 n = normalize(v_normal);
     float k = 1.0;
@@ -164,6 +172,7 @@ void main() {
     vec3 c = amb * albedo * (1.0 + rim);
     float w = u_wrap * u_sss;
     for (int i = 0; i < 3; ++i) {
+        if (u_light_col[i] == vec3(0.0)) continue;  // no fill light this frame
         vec3 l = u_light_dir[i];
         float ndl_raw = dot(n, l);
         float lam = max(ndl_raw, 0.0);
@@ -172,7 +181,7 @@ void main() {
         vec3 h = normalize(l + v);
         float ndh = max(dot(n, h), 0.0);
         vec3 spec = lam > 0.0 ? u_spec_color * pow(ndh, u_shininess) * (1.0 + rim) : vec3(0.0);
-        spec += lam > 0.0 ? vec3(u_coat * pow(ndh, u_coat_shininess)) : vec3(0.0);
+        if (u_coat > 0.0 && lam > 0.0) spec += vec3(u_coat * pow(ndh, u_coat_shininess));
         c += u_light_col[i] * vis[i] * (diffuse + spec + rim * lam * albedo);
     }
     c *= k * u_occlusion;
@@ -182,8 +191,10 @@ void main() {
 """
 )
 
+# Also the depth pre-pass of the camera view (same program, the camera's matrix).
 SHADOW_VS = """
 #version 330
+invariant gl_Position;
 uniform mat4 u_mvp;
 in vec3 in_pos;
 in vec2 in_uv;
@@ -196,6 +207,9 @@ void main() {
 
 SHADOW_FS = """
 #version 330
+#ifndef ALPHA_TEST
+#define ALPHA_TEST 1
+#endif
 in vec2 v_uv;
 uniform sampler2D u_tex;
 uniform int u_has_tex;
@@ -203,7 +217,9 @@ uniform float u_alpha_cutoff;
 out vec4 f_color;
 void main() {
     // alpha-tested casters (hair, brows) cast shadows through their holes
+#if ALPHA_TEST
     if (u_has_tex == 1 && texture(u_tex, vec2(v_uv.x, 1.0 - v_uv.y)).a < u_alpha_cutoff) discard;
+#endif
     f_color = vec4(1.0);
 }
 """
@@ -520,7 +536,8 @@ class Renderer:
     shadow map (orthographic, fitted to the casters); the mesh shader compares against both maps.
 
     Set ``profile = True`` to record the seconds of each phase of the last frame in ``timings``
-    (shadow, raster, readback); it waits for the GPU after each phase, so leave it off otherwise.
+    (shadow, raster_head, raster_background, readback); it waits for the rasteriser after each
+    phase, so leave it off otherwise.
     """
 
     TEXTURE_CACHE = 24  # GL textures kept (one identity uses ~6)
@@ -554,9 +571,16 @@ class Renderer:
             self.composite_prog = ctx.program(vertex_shader=COMPOSITE_VS, fragment_shader=COMPOSITE_FS)
             quad = ctx.buffer(np.array([0, 0, 1, 0, 0, 1, 1, 1], dtype=np.float32).tobytes())
             self.quad = ctx.vertex_array(self.composite_prog, [(quad, "2f", "in_pos")])
-        self.mesh_prog = ctx.program(vertex_shader=MESH_VS, fragment_shader=MESH_FS)
+        # [no discard (early depth test), alpha test]
+        self.mesh_progs = [
+            ctx.program(vertex_shader=MESH_VS, fragment_shader=_with_define(MESH_FS, "ALPHA_TEST", k))
+            for k in (0, 1)
+        ]
         self.bg_prog = ctx.program(vertex_shader=BACKGROUND_VS, fragment_shader=BACKGROUND_FS)
-        self.shadow_prog = ctx.program(vertex_shader=SHADOW_VS, fragment_shader=SHADOW_FS)
+        self.shadow_progs = [
+            ctx.program(vertex_shader=SHADOW_VS, fragment_shader=_with_define(SHADOW_FS, "ALPHA_TEST", k))
+            for k in (0, 1)
+        ]
         self._buffers: dict[str, object] = {}
         self._static: OrderedDict[tuple, tuple[np.ndarray, object]] = OrderedDict()
         self._textures: OrderedDict[int, tuple[np.ndarray, object]] = OrderedDict()
@@ -714,10 +738,14 @@ class Renderer:
         draw = (camera, lighting, meshes, shading, shadows, light_mvps)
         if not self.samples:
             self._draw_meshes(*draw, phase="solid")
+            t = self._tick("raster_head", t)
             self._draw_shapes(camera, lighting, shapes, background_specular)
+            t = self._tick("raster_background", t)
             self._draw_meshes(*draw, phase="blend")
+            t = self._tick("raster_head", t)
         else:
             self._draw_shapes(camera, lighting, shapes, background_specular)
+            t = self._tick("raster_background", t)
             box = self._screen_box(camera, meshes)
             if box is not None:
                 x0, y0, x1, y1 = box
@@ -741,7 +769,7 @@ class Renderer:
                 self.quad.render(moderngl.TRIANGLE_STRIP)
                 ctx.disable(moderngl.BLEND)
                 ctx.enable(moderngl.DEPTH_TEST)
-        t = self._tick("raster", t)
+            t = self._tick("raster_head", t)
         raw = self.fbo.read(components=3, alignment=1)
         image = np.frombuffer(raw, dtype=np.uint8).reshape(self.height, self.width, 3)
         image = np.ascontiguousarray(image[::-1])
@@ -764,21 +792,24 @@ class Renderer:
         ctx.disable(moderngl.CULL_FACE)
         ctx.disable(moderngl.BLEND)
         ctx.depth_mask = True
-        prog = self.shadow_prog
         matrices, self._shadow_params = [], []
         directions = np.asarray(lighting.directions, np.float64)
         for i in range(2):
-            mvp, texel, depth_range = light_matrix(directions[i], points)
+            mvp, side, depth_range = light_matrix(directions[i], points)
             matrices.append(mvp)
-            self._shadow_params.append((texel, depth_range))
+            self._shadow_params.append((side, depth_range))
             _, fbo = self._shadow_maps[i]
             fbo.use()
             fbo.clear(depth=1.0)
-            self._write(prog, "u_mvp", mvp.T)
-            for mesh in casters:
+            for prog in self.shadow_progs:
+                self._write(prog, "u_mvp", mvp.T)
+            # opaque casters first (no discard: early depth test), then the alpha-tested ones
+            ordered = sorted(casters, key=lambda m: self._alpha_tested_caster(m))
+            for mesh in ordered:
+                has_tex = self._alpha_tested_caster(mesh)
+                prog = self.shadow_progs[int(has_tex)]
                 vbo = self._frame[id(mesh)][0]
                 ibo = self._static_buffer("tri", mesh.triangles)
-                has_tex = mesh.texture is not None and mesh.uv is not None and mesh.alpha_mode != "opaque"
                 content = [(vbo, "3f", "in_pos")]
                 if has_tex:
                     self._texture(mesh.texture).use(0)
@@ -792,6 +823,10 @@ class Renderer:
                 vao.render(moderngl.TRIANGLES, vertices=mesh.triangles.size)
                 vao.release()
         return np.stack(matrices).astype(np.float32)
+
+    @staticmethod
+    def _alpha_tested_caster(mesh: DrawMesh) -> bool:
+        return mesh.texture is not None and mesh.uv is not None and mesh.alpha_mode != "opaque"
 
     def _screen_box(self, camera: Camera, meshes: list[DrawMesh]) -> tuple[int, int, int, int] | None:
         """Pixel box (x0, y0, x1, y1; GL's bottom-left origin) holding every mesh vertex, or None."""
@@ -844,22 +879,15 @@ class Renderer:
             vao.release()
         self.ctx.disable(moderngl.CULL_FACE)
 
-    def _draw_meshes(
+    def _set_mesh_uniforms(
         self,
+        prog,
         camera: Camera,
         lighting: Lighting,
-        meshes: list[DrawMesh],
         shading: Shading,
         shadows: Shadows,
         light_mvps: np.ndarray | None,
-        phase: Literal["solid", "blend"],
     ) -> None:
-        """``solid``: opaque meshes, alpha-tested texels of mask and blend meshes (depth writes on).
-        ``blend``: the fringes of blend meshes and the half-transparent meshes, blended, no depth writes."""
-        import moderngl
-
-        ctx = self.ctx
-        prog = self.mesh_prog
         self._set_common(prog, camera, lighting)
         self._write(prog, "u_wrap", shading.wrap)
         self._write(prog, "u_sss_tint", shading.sss_tint)
@@ -883,10 +911,34 @@ class Renderer:
         self._int(prog, "u_shadow0", 1)
         self._int(prog, "u_shadow1", 2)
         self._int(prog, "u_tex", 0)
+
+    def _draw_meshes(
+        self,
+        camera: Camera,
+        lighting: Lighting,
+        meshes: list[DrawMesh],
+        shading: Shading,
+        shadows: Shadows,
+        light_mvps: np.ndarray | None,
+        phase: Literal["solid", "blend"],
+    ) -> None:
+        """``solid``: opaque meshes, alpha-tested texels of mask and blend meshes (depth writes on).
+        ``blend``: the fringes of blend meshes and the half-transparent meshes, blended, no depth writes."""
+        import moderngl
+
+        ctx = self.ctx
+        for prog in self.mesh_progs:
+            self._set_mesh_uniforms(prog, camera, lighting, shading, shadows, light_mvps)
         if phase == "solid":
-            todo = [(m, 1 if m.alpha_mode != "opaque" else 0) for m in meshes if m.opacity >= 1.0]
-            ctx.depth_mask = True
+            solid = [m for m in meshes if m.opacity >= 1.0]
+            solid.sort(key=self._alpha_tested_caster)  # opaque first: they fill the depth buffer early
             ctx.disable(moderngl.BLEND)
+            # Depth pre-pass (cheap shader; alpha-tested parts cut out there), then the costly shading
+            # runs once per visible pixel: only where its depth equals the pre-pass's.
+            self._depth_pass(camera.matrix(self.width / self.height), solid)
+            ctx.depth_func = "=="
+            ctx.depth_mask = False
+            todo = [(m, 0) for m in solid]
         else:
             todo = [(m, 2) for m in meshes if m.opacity >= 1.0 and m.alpha_mode == "blend"]
             todo += [(m, 0) for m in meshes if m.opacity < 1.0]
@@ -907,6 +959,7 @@ class Renderer:
                 if alpha_pass == 2:
                     continue  # no texture: no fringe
                 alpha_pass = 0
+            prog = self.mesh_progs[int(alpha_pass > 0)]
             vbo, nbo = self._frame[id(mesh)]
             ibo = self._static_buffer("tri", mesh.triangles)
             content = [(vbo, "3f", "in_pos"), (nbo, "3f", "in_normal")]
@@ -929,14 +982,48 @@ class Renderer:
             vao = ctx.vertex_array(prog, content, index_buffer=ibo, index_element_size=4, skip_errors=True)
             vao.render(moderngl.TRIANGLES, vertices=mesh.triangles.size)
             vao.release()
+        ctx.depth_func = "<"
         ctx.depth_mask = True
         ctx.disable(moderngl.BLEND)
+
+    def _depth_pass(self, mvp: np.ndarray, meshes: list[DrawMesh]) -> None:
+        """Write the depth of ``meshes`` (alpha-tested ones cut out) with the cheap shadow programs."""
+        import moderngl
+
+        ctx = self.ctx
+        fbo = ctx.fbo  # the framebuffer in use
+        fbo.color_mask = (False, False, False, False)
+        ctx.depth_func = "<"
+        ctx.depth_mask = True
+        for prog in self.shadow_progs:
+            self._write(prog, "u_mvp", mvp.T)
+        for mesh in meshes:
+            has_tex = self._alpha_tested_caster(mesh)
+            prog = self.shadow_progs[int(has_tex)]
+            content = [(self._frame[id(mesh)][0], "3f", "in_pos")]
+            if has_tex:
+                self._texture(mesh.texture).use(0)
+                self._int(prog, "u_tex", 0)
+                content.append((self._static_buffer("uv", mesh.uv), "2f", "in_uv"))
+            self._int(prog, "u_has_tex", has_tex)
+            self._write(prog, "u_alpha_cutoff", float(mesh.alpha_cutoff))
+            ibo = self._static_buffer("tri", mesh.triangles)
+            vao = ctx.vertex_array(prog, content, index_buffer=ibo, index_element_size=4, skip_errors=True)
+            vao.render(moderngl.TRIANGLES, vertices=mesh.triangles.size)
+            vao.release()
+        fbo.color_mask = (True, True, True, True)
 
     def release(self) -> None:
         for buf in self._buffers.values():
             buf.release()
         self._buffers.clear()
         self.ctx.release()
+
+
+def _with_define(source: str, name: str, value: int) -> str:
+    """``source`` with ``#define name value`` right after its #version line."""
+    head, rest = source.split("\n", 2)[1:] if source.startswith("\n") else source.split("\n", 1)
+    return f"{head}\n#define {name} {value}\n{rest}"
 
 
 def light_matrix(direction: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, float, float]:

@@ -159,6 +159,8 @@ def poisson_disk(
     pts = np.full((ny + 4, nx + 4, 2), np.nan)  # 2-cell border of empty cells: no bounds checks
     ix, iy = np.meshgrid(np.arange(nx), np.arange(ny))
     offsets = [(dy, dx) for dy in range(-2, 3) for dx in range(-2, 3) if (dy, dx) != (0, 0)]
+    off_y = np.array([o[0] for o in offsets])[None, :]
+    off_x = np.array([o[1] for o in offsets])[None, :]
     for phase_y in range(3):
         for phase_x in range(3):
             sel = (iy % 3 == phase_y) & (ix % 3 == phase_x)
@@ -170,10 +172,10 @@ def poisson_disk(
                 ex, ey = cx[empty], cy[empty]
                 dart = np.c_[(ex + rng.random(len(ex))) * cell, (ey + rng.random(len(ey))) * cell]
                 ok = (dart[:, 0] <= width) & (dart[:, 1] <= height)
-                for dy, dx in offsets:
-                    other = pts[ey + 2 + dy, ex + 2 + dx]
-                    d2 = ((other - dart) ** 2).sum(axis=1)
-                    ok &= ~(d2 < radius * radius)  # NaN (empty neighbour) compares False
+                # all 24 neighbour cells at once (darts x neighbours x 2)
+                other = pts[ey[:, None] + 2 + off_y, ex[:, None] + 2 + off_x]
+                d2 = ((other - dart[:, None, :]) ** 2).sum(axis=2)
+                ok &= ~(d2 < radius * radius).any(axis=1)  # NaN (empty neighbour) compares False
                 pts[ey[ok] + 2, ex[ok] + 2] = dart[ok]
     flat = pts[2:-2, 2:-2].reshape(-1, 2)
     return flat[~np.isnan(flat[:, 0])]
@@ -420,33 +422,38 @@ def sample_post(params: PostParams, rng: np.random.Generator) -> dict[str, float
 
 
 def apply_post(image: np.ndarray, values: dict[str, float]) -> np.ndarray:
-    """Grey, blur, add Gaussian sensor noise and JPEG round-trip an RGB uint8 frame as sampled."""
+    """Grey, blur, add Gaussian sensor noise and JPEG round-trip an RGB uint8 frame as sampled.
+
+    A grey frame is processed as one channel (one noise draw per pixel, shared by the three
+    channels, as a grey camera's) and written back as RGB.
+    """
     import cv2
 
     out = image
     grey = bool(values.get("post_grayscale", 0))
     if grey:
-        out = np.repeat(cv2.cvtColor(out, cv2.COLOR_RGB2GRAY)[:, :, None], 3, axis=2)
+        out = cv2.cvtColor(out, cv2.COLOR_RGB2GRAY)
     if values["post_blur_sigma"] > 0:
         out = cv2.GaussianBlur(out, (0, 0), values["post_blur_sigma"])
     if values["post_noise_sigma"] > 0:
-        # A grey camera has grey noise: one draw per pixel, shared by the three channels.
-        shape = (*out.shape[:2], 1) if grey else out.shape
+        channels = 1 if out.ndim == 2 else out.shape[2]
         sigma = float(values["post_noise_sigma"])
         # OpenCV's generator seeded per frame, drawn straight into integers (rounded): 4x faster
         # than numpy's float64 normal() on a 1792x1267 frame. Mean/sigma per channel (a scalar
-        # would only reach the first channel).
+        # would only reach the first channel); the sum saturates to 0..255.
         cv2.setRNGSeed(int(values["post_noise_seed"]))
-        noise = np.empty(shape, np.int16)
-        cv2.randn(noise, (0.0,) * shape[2], (sigma,) * shape[2])
-        out = np.clip(out.astype(np.int16) + noise, 0, 255).astype(np.uint8)
+        noise = np.empty(out.shape, np.int16)
+        cv2.randn(noise, (0.0,) * channels, (sigma,) * channels)
+        out = cv2.add(out, noise, dtype=cv2.CV_8U)
     if values["post_jpeg_quality"] < 100:
-        ok, buf = cv2.imencode(
-            ".jpg", out[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, values["post_jpeg_quality"]]
-        )
+        pixels = out if grey else out[:, :, ::-1]
+        ok, buf = cv2.imencode(".jpg", pixels, [cv2.IMWRITE_JPEG_QUALITY, values["post_jpeg_quality"]])
         if not ok:
             raise RuntimeError("OpenCV could not JPEG-encode a frame")
-        out = cv2.imdecode(buf, cv2.IMREAD_COLOR)[:, :, ::-1]
+        out = cv2.imdecode(buf, cv2.IMREAD_GRAYSCALE if grey else cv2.IMREAD_COLOR)
+        out = out if grey else out[:, :, ::-1]
+    if grey:
+        out = cv2.merge([out, out, out])
     return np.ascontiguousarray(out)
 
 

@@ -11,6 +11,7 @@ of the list therefore leaves every earlier randomizer's values unchanged.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -20,18 +21,27 @@ from scipy.spatial.transform import Rotation
 
 from sim2real_faces.render import gl
 from sim2real_faces.render.randomizers import (
+    AmbientParams,
     BackgroundParams,
     BackgroundSample,
     CameraParams,
+    FillLightParams,
     HeadRotationParams,
     LightParams,
     PlacementParams,
     PostParams,
     RandomizerParamsError,
+    ShadingParams,
+    ShadowParams,
+    ambient_colors,
     apply_post,
+    conf_default,
+    fill_light_arrays,
     head_rotation_matrix,
     light_arrays,
+    sample_ambient,
     sample_background,
+    sample_fill_light,
     sample_head_rotation,
     sample_lights,
     sample_placement,
@@ -41,7 +51,7 @@ from sim2real_faces.render.randomizers import (
 from sim2real_faces.render.shapes import unit_shape
 
 # Child streams of a frame's SeedSequence, in this order (append new ones at the end).
-STREAMS = ("expression", "background", "placement", "head", "lights", "post")
+STREAMS = ("expression", "background", "placement", "head", "lights", "post", "ambient", "fill_light")
 
 
 @dataclass(frozen=True)
@@ -57,6 +67,10 @@ class SceneParams:
     lights: LightParams = field(default_factory=LightParams)
     camera: CameraParams = field(default_factory=CameraParams)
     post: PostParams = field(default_factory=PostParams)
+    ambient: AmbientParams = field(default_factory=conf_default(AmbientParams, "ambient"))
+    fill_light: FillLightParams = field(default_factory=conf_default(FillLightParams, "fill_light"))
+    shading: ShadingParams = field(default_factory=conf_default(ShadingParams, "shading"))
+    shadows: ShadowParams = field(default_factory=conf_default(ShadowParams, "shadows"))
 
     def validate(self, where: str = "generate") -> None:
         if self.width < 16 or self.height < 16:
@@ -66,7 +80,17 @@ class SceneParams:
         if self.msaa not in (0, 1, 2, 4, 8):
             raise RandomizerParamsError(f"params '{where}.msaa' = {self.msaa}; choose 0, 2, 4 or 8.")
         validate_all(
-            self.background, self.placement, self.head, self.lights, self.camera, self.post, where=where
+            self.background,
+            self.placement,
+            self.head,
+            self.lights,
+            self.camera,
+            self.post,
+            self.ambient,
+            self.fill_light,
+            self.shading,
+            self.shadows,
+            where=where,
         )
 
 
@@ -134,6 +158,8 @@ def sample_frame(job: FrameJob, params: SceneParams, expressions: Any) -> FrameS
     values.update(sample_head_rotation(params.head, rngs["head"]))
     values.update(sample_lights(params.lights, rngs["lights"]))
     values.update(sample_post(params.post, rngs["post"]))
+    values.update(sample_ambient(params.ambient, rngs["ambient"]))
+    values.update(sample_fill_light(params.fill_light, rngs["fill_light"]))
     return FrameSample(values, background, choice.unit_weights)
 
 
@@ -172,22 +198,95 @@ def rotate_about_neck(
     return rots.apply(points - pivot) + pivot, rots
 
 
+# Parts named here get the eye's corneal highlight / the mouth cavity's darkening / no Fresnel rim.
+CORNEA_PARTS = frozenset({"eyes"})
+MOUTH_PARTS = frozenset({"teeth", "tongue"})
+NO_RIM_PARTS = frozenset({"eyes", "cornea", "teeth", "tongue", "tears"})
+_LINEAR_ALBEDO: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
+
+
+def _linear_colors(albedo: np.ndarray, n: int) -> np.ndarray:
+    """Per-vertex linear colours of an sRGB albedo, cached by the array's identity (parts reuse theirs
+    every frame, so the renderer's static vertex buffers are reused too)."""
+    key = (id(albedo), n)
+    hit = _LINEAR_ALBEDO.get(key)
+    if hit is not None and hit[0] is albedo:
+        return hit[1]
+    a = np.asarray(albedo, dtype=np.float32)
+    colors = np.ascontiguousarray(gl.srgb_to_linear(a if a.ndim == 2 else np.broadcast_to(a, (n, 3))))
+    if len(_LINEAR_ALBEDO) > 64:
+        _LINEAR_ALBEDO.clear()
+    _LINEAR_ALBEDO[key] = (albedo, colors)
+    return colors
+
+
 def part_to_draw(part: Any, rotation: np.ndarray, pivot: np.ndarray, blend_dm: float) -> gl.DrawMesh:
-    """A MakeHuman mesh part (vertices, normals, triangles, albedo, specular, shininess) -> DrawMesh."""
+    """A MakeHuman mesh part (humans.MeshPart) -> DrawMesh, rotated with the head about the neck.
+
+    Carries the part's texture (sRGB + straight alpha, the same array every frame), uv, alpha mode
+    and cutoff, linear specular colour, shininess and subsurface share.
+    """
     vertices = np.asarray(part.vertices, dtype=np.float64)
     normals = np.asarray(part.normals, dtype=np.float64)
     moved, rots = rotate_about_neck(vertices, rotation, pivot, blend_dm)
-    albedo = np.asarray(part.albedo, dtype=np.float32)
-    colors = gl.srgb_to_linear(albedo if albedo.ndim == 2 else np.broadcast_to(albedo, vertices.shape))
+    texture = getattr(part, "texture", None)
+    uv = part.uv if texture is not None else None
+    specular_color = getattr(part, "specular_color", None)
+    if specular_color is None:  # a part without a material colour: white at the part's strength
+        specular_color, strength = (1.0, 1.0, 1.0), float(part.specular)
+    else:
+        strength = 1.0
+    opacity = float(getattr(part, "opacity", 1.0))
     return gl.DrawMesh(
         vertices=moved.astype(np.float32),
         normals=rots.apply(normals).astype(np.float32),
-        colors=np.ascontiguousarray(colors, dtype=np.float32),
+        colors=_linear_colors(part.albedo, len(vertices)),
         triangles=np.asarray(part.triangles, dtype=np.int32),
-        specular=float(part.specular),
+        specular=strength,
         shininess=float(part.shininess),
-        opacity=float(getattr(part, "opacity", 1.0)),
+        opacity=opacity,
+        uv=None if uv is None else np.asarray(uv, dtype=np.float32),
+        texture=texture,
+        alpha_mode=getattr(part, "alpha_mode", "opaque"),
+        alpha_cutoff=float(getattr(part, "alpha_cutoff", 0.5)),
+        specular_color=tuple(float(c) for c in np.asarray(specular_color).reshape(3)),
+        sss=float(getattr(part, "sss", 0.0)),
+        coat=part.name in CORNEA_PARTS,
+        occluded=part.name in MOUTH_PARTS,
+        casts_shadow=opacity >= 1.0,
+        fresnel=part.name not in NO_RIM_PARTS,
     )
+
+
+def scene_lighting(params: SceneParams, values: Mapping[str, Any]) -> gl.Lighting:
+    """The frame's lights: two key lights, the fill light (black when off), the sky/ground ambient."""
+    directions, colors, _flat = light_arrays(dict(values))
+    fill_dir, fill_col = fill_light_arrays(dict(values))
+    sky, ground = ambient_colors(dict(values))
+    return gl.Lighting(
+        np.vstack([directions, fill_dir]),
+        np.vstack([colors, fill_col]),
+        sky,
+        exposure=params.lights.exposure,
+        tonemap=params.lights.tonemap,
+        ambient_ground=ground,
+    )
+
+
+def shading_of(params: SceneParams) -> tuple[gl.Shading, gl.Shadows]:
+    """The renderer's shading constants and shadow settings from sections shading and shadows."""
+    s, sh = params.shading, params.shadows
+    shading = gl.Shading(
+        wrap=s.wrap,
+        sss_tint=tuple(s.sss_tint),
+        fresnel=s.fresnel,
+        fresnel_power=s.fresnel_power,
+        cornea=s.cornea,
+        cornea_shininess=s.cornea_shininess,
+        mouth_occlusion=s.mouth_occlusion,
+    )
+    shadows = gl.Shadows(sh.enabled, sh.map_size, sh.softness, sh.bias, sh.normal_offset)
+    return shading, shadows
 
 
 class SceneRenderer:
@@ -227,18 +326,20 @@ class SceneRenderer:
             projection=p.camera.projection,
             fov_deg=p.camera.fov_deg,
         )
-        directions, colors, ambient = light_arrays(v)
-        lighting = gl.Lighting(
-            directions, colors, ambient, exposure=p.lights.exposure, tonemap=p.lights.tonemap
-        )
+        lighting = scene_lighting(p, v)
         shapes = []
         for name, inst in sample.background.instances:  # nearest layer first
             moved = inst.copy()
             moved[:, 0:3] += target.astype(np.float32)  # the wall was sampled around the origin
             vertices, normals, triangles = unit_shape(name)
             shapes.append(gl.ShapeInstances(vertices, normals, triangles, moved))
-        image = self.renderer.render(camera, lighting, meshes, shapes)
-        return apply_post(image, v)
+        shading, shadows = shading_of(p)
+        image = self.renderer.render(camera, lighting, meshes, shapes, shading=shading, shadows=shadows)
+        start = time.perf_counter()
+        out = apply_post(image, v)
+        if self.renderer.profile:
+            self.renderer.timings["post"] = time.perf_counter() - start
+        return out
 
     def release(self) -> None:
         self.renderer.release()
