@@ -29,6 +29,7 @@ fitted on the synthetic validation part.
 
 from __future__ import annotations
 
+import functools
 import time
 import zlib
 from collections.abc import Callable, Sequence
@@ -618,23 +619,39 @@ def augment_image(image: Any, seed: Any, params: AugmentParams) -> Any:
     return tf.clip_by_value(x, 0.0, 1.0) * 255.0
 
 
-def augment_batch(images: np.ndarray, params: AugmentParams, seed: int, offset: int = 0) -> np.ndarray:
-    """:func:`augment_image` over a batch (image ``i`` gets the seed ``(seed, offset + i)``); float32."""
+@functools.lru_cache(maxsize=8)
+def _batch_augmenter(params: AugmentParams, size: int) -> Any:
+    """A compiled :func:`augment_image` over a batch of (S, S, 3) uint8 images and their seeds."""
     import tensorflow as tf
 
-    images = np.asarray(images)
-    index = tf.range(offset, offset + len(images), dtype=tf.int64)
-    seeds = tf.stack([tf.fill(tf.shape(index), tf.constant(seed, tf.int64)), index], axis=1)
-    out = tf.map_fn(
-        lambda item: augment_image(item[0], item[1], params),
-        (tf.constant(images), seeds),
-        fn_output_signature=tf.float32,
+    @tf.function(
+        input_signature=[
+            tf.TensorSpec([None, size, size, 3], tf.uint8),
+            tf.TensorSpec([None, 2], tf.int64),
+        ]
     )
-    return out.numpy()
+    def run(images: Any, seeds: Any) -> Any:
+        return tf.map_fn(
+            lambda item: augment_image(item[0], item[1], params),
+            (images, seeds),
+            fn_output_signature=tf.TensorSpec([size, size, 3], tf.float32),
+        )
+
+    return run
+
+
+def augment_batch(images: np.ndarray, params: AugmentParams, seed: int, offset: int = 0) -> np.ndarray:
+    """:func:`augment_image` over a batch (image ``i`` gets the seed ``(seed, offset + i)``); float32."""
+    images = np.asarray(images, dtype=np.uint8)
+    if len(images) == 0:
+        return np.zeros(images.shape, dtype=np.float32)
+    positions = np.arange(offset, offset + len(images), dtype=np.int64)
+    seeds = np.stack([np.full(len(images), seed, dtype=np.int64), positions], axis=1)
+    return _batch_augmenter(params, images.shape[1])(images, seeds).numpy()
 
 
 def augment_copies(
-    images: np.ndarray, params: AugmentParams, seed: int, batch_size: int = 64, progress: bool = True
+    images: np.ndarray, params: AugmentParams, seed: int, batch_size: int = 256, progress: bool = True
 ) -> list[np.ndarray]:
     """``params.copies`` augmented uint8 copies of ``images`` (N, S, S, 3), seeded and deterministic."""
     from tqdm import tqdm
