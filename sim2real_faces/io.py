@@ -174,14 +174,18 @@ def check_marker(marker: Path | str, table: Path | str, crops: Path | str, stage
 
 
 @contextmanager
-def table_with_crops(table: Path | str, crops: Path | str) -> Iterator[tuple[Path, Path]]:
+def table_with_crops(
+    table: Path | str, crops: Path | str, marker: bool = True
+) -> Iterator[tuple[Path, Path]]:
     """Yield (temporary table path, temporary crop folder) for a feature table and the crops it names.
 
-    On success the completion marker ``<crops>/complete.json`` is written into the new crop folder, the
-    folder is swapped in, then the table replaced: a reader that sees a marker matching both knows they
-    belong together (:func:`check_marker`). On an exception nothing is moved.
+    On success the completion marker ``<crops>/complete.json`` is written into the new crop folder
+    (unless ``marker`` is False), the folder is swapped in, then the table replaced: a reader that sees
+    a marker matching both knows they belong together (:func:`check_marker`). On an exception nothing
+    is moved.
     """
     table, crops = Path(table), Path(crops)
     with atomic_file(table) as temp_table, atomic_dir(crops) as temp_crops:
         yield temp_table, temp_crops
-        write_marker(temp_crops / MARKER, temp_table, temp_crops, name=table.name)
+        if marker:
+            write_marker(temp_crops / MARKER, temp_table, temp_crops, name=table.name)

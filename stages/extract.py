@@ -5,8 +5,8 @@ Reads ``data/synthetic/images/`` (``metadata.csv`` + ``images/<file>``) and writ
 - ``data/synthetic/features.csv``: the metadata columns of each image plus the face columns (one row
   per detected face, most confident first; a ``no_face`` row with ``success=0`` for an image without a
   face; an ``unreadable`` row with the reason for a file that cannot be decoded) and ``crop``;
-- ``data/synthetic/crops/<file>.png``: the aligned crop of each image's most confident face, and
-  ``complete.json``, the completion marker of table + crops (``sim2real_faces.io``);
+- ``data/synthetic/crops/<file>.png``: the aligned crop of each image's most confident face (table
+  and crops are moved into place together when the analysis is complete, ``sim2real_faces.io``);
 - ``metrics/synthetic_faces.json``: detection rate overall and per class at this (downscaled) size.
 
 Backends: ``embedded`` (MediaPipe through ``sim2real_faces.faces.analyze_files``) or ``openface``
@@ -166,8 +166,9 @@ def run_extract(
 
         assets.fetch(face_params.model)  # a missing or damaged model file stops here, before any output
     # Crops and table are written beside the old ones and swapped in together when the analysis is
-    # complete (with a completion marker); an interrupted run leaves the previous outputs as they were.
-    with atomic.table_with_crops(features_csv, crops_dir) as (temp_csv, temp_crops):
+    # complete; an interrupted run leaves the previous outputs as they were. No completion marker in
+    # the crop folder: it would hold the table's digest, and the CNNs' trainings depend on that folder.
+    with atomic.table_with_crops(features_csv, crops_dir, marker=False) as (temp_csv, temp_crops):
         temp_paths = [crop_path_for(temp_crops, f) for f in metadata["file"]]
         table = analyse(paths, temp_paths, params, face_params)
         final = {str(t): str(c) for t, c in zip(temp_paths, crop_paths, strict=True)}
