@@ -619,3 +619,14 @@ def test_7_atomic_helpers_leave_old_or_new_and_clean_leftovers(tmp_path):
     atomic.write_text(target, "new\n")
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["crops", "table.csv"]
     assert [p.name for p in folder.iterdir()] == ["b.png"] and target.read_text() == "new\n"
+
+
+def test_4_downscale_worker_errors_are_themselves(tmp_path):
+    from sim2real_faces.render.downscale import DownscaleError, resize_files
+
+    good = _grey(tmp_path / "good.png")
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"not a png")
+    pairs = [(good, tmp_path / "out_good.png"), (bad, tmp_path / "out_bad.png")] * 2
+    with pytest.raises(DownscaleError, match=r"bad\.png cannot be read as an image"):
+        resize_files(pairs, (16, 16), workers=2)
