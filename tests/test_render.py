@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -332,7 +333,7 @@ _PROBE = textwrap.dedent(
                         head=HeadRotationParams(pitch_deg=(0, 0), yaw_deg=(0, 0)))
     r2 = SceneRenderer(plain)
     sample = sample_frame(FrameJob(0, "x.png", "happy", 2, 7), plain, expressions)
-    sample.values.update({"place_x": 0.0, "place_y": 0.0, "light_ambient": 0.0,
+    sample.values.update({"place_x": 0.0, "place_y": 0.0, "light_ambient": 0.0, "fill_on": 0,
                           "light_right_intensity": 0.0, "light_left_intensity": 2.0,
                           "light_left_r": 1.0, "light_left_g": 1.0, "light_left_b": 1.0})
     image = r2.render(human, {}, sample)
@@ -378,3 +379,229 @@ def test_multisampled_render_is_deterministic():
     first, second = _probe(4), _probe(4)
     assert first["hashes"] == second["hashes"]
     assert first["hashes"][0] == first["hashes"][1]
+
+
+# ------------------------------------------------------------------- textures, alpha, shadows, params
+
+_GL_PROBE = textwrap.dedent(
+    """
+    import hashlib, json
+    import numpy as np
+    from sim2real_faces.humans import formats
+    from sim2real_faces.render import gl
+
+    def quad(z, uv=True):
+        v = np.array([[-1, -1, z], [1, -1, z], [1, 1, z], [-1, 1, z]], np.float32)
+        n = np.tile(np.array([0, 0, 1], np.float32), (4, 1))
+        t = np.array([[0, 1, 2], [0, 2, 3]], np.int32)
+        return v, n, t, np.array([[0, 0], [1, 0], [1, 1], [0, 1]], np.float32)
+
+    # Unlit colour: ambient 1 from every side, no lights, no tone curve: pixel = the texel's sRGB value.
+    light = gl.Lighting(np.array([[0, 0, 1.0], [0, 0, 1.0]]), np.zeros((2, 3)), np.ones(3),
+                        exposure=1.0, tonemap="clamp")
+    cam = gl.Camera(target=(0.0, 0.0, 0.0), half_height=1.0)
+    r = gl.Renderer(72, 72, samples=0)  # 9 pixels per texel: pixel centres on texel centres
+    out = {}
+    tex = np.full((8, 8, 4), 128, np.uint8)
+    tex[..., 3] = 255
+    tex[1, 5, :3] = (255, 0, 0)   # image row 1 from the top, column 5
+    v, n, t, uv = quad(0.0)
+    mesh = gl.DrawMesh(v, n, np.zeros((4, 3), np.float32), t, specular=0.0, uv=uv, texture=tex)
+    images = [r.render(cam, light, [mesh]) for _ in range(2)]
+    out["texel_pixel"] = images[0][13, 49].tolist()       # the centre of texel (1, 5)
+    out["flipped_pixel"] = images[0][58, 49].tolist()     # where it would land with v flipped
+    out["grey_pixel"] = images[0][30, 10].tolist()
+    out["same_bytes"] = hashlib.sha256(images[0].tobytes()).hexdigest() == hashlib.sha256(
+        images[1].tobytes()).hexdigest()
+
+    # Alpha: a brow map over flat skin. Transparent texels must leave the skin exactly as it is.
+    brow = formats.load_rgba_image("assets/eyebrows/eyebrow001/eyebrow001.png", 512)
+    skin_colour = np.full((4, 3), gl.srgb_to_linear(np.array([0.8, 0.6, 0.5])), np.float32)
+    skin = gl.DrawMesh(v, n, skin_colour, t, specular=0.0)
+    v2, n2, t2, uv2 = quad(0.05)
+    r2 = gl.Renderer(512, 512, samples=0)  # one pixel per texel of the 512 px map
+    bare = r2.render(cam, light, [skin]).astype(int)
+    alpha = brow[..., 3]  # the map's top row is the quad's top (v = 1)
+    from scipy.ndimage import maximum_filter, minimum_filter
+    clear = maximum_filter(alpha, size=3) == 0  # transparent texels (and their neighbours: filtering)
+    solid = minimum_filter(alpha, size=3) >= 160  # brow hair
+    for mode in ("mask", "blend"):
+        layer = gl.DrawMesh(v2, n2, np.zeros((4, 3), np.float32), t2, specular=0.0, uv=uv2,
+                            texture=np.ascontiguousarray(brow), alpha_mode=mode, alpha_cutoff=0.5)
+        img = r2.render(cam, light, [skin, layer]).astype(int)
+        diff = np.abs(img - bare).max(axis=2)
+        out[mode] = {"clear_pixels": int(clear.sum()), "clear_max_change": int(diff[clear].max()),
+                     "solid_pixels": int(solid.sum()),
+                     "solid_darker": float((bare - img).sum(axis=2)[solid].mean()) if solid.any() else 0.0}
+    print(json.dumps(out))
+    """
+)
+
+
+def _run_child(code: str, *args: str, timeout: int = 300) -> dict:
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    result = subprocess.run(
+        [sys.executable, "-c", code, *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_texels_land_on_their_pixels_and_transparent_brow_texels_leave_skin_alone():
+    out = _run_child(_GL_PROBE)
+    # the red texel shows where the OBJ convention puts it (v = 0 at the image's bottom row)
+    assert out["texel_pixel"] == [255, 0, 0]
+    assert out["flipped_pixel"] == [128, 128, 128] and out["grey_pixel"] == [128, 128, 128]
+    assert out["same_bytes"]
+    for mode in ("mask", "blend"):
+        stats = out[mode]
+        assert stats["clear_pixels"] > 1000, stats  # most of a brow map is transparent
+        assert stats["clear_max_change"] == 0, (mode, stats)
+        assert stats["solid_pixels"] > 20 and stats["solid_darker"] > 30, (mode, stats)
+
+
+_SHADOW_PROBE = textwrap.dedent(
+    """
+    import json
+    import numpy as np
+    from sim2real_faces.makehuman import Human, study6_identities
+    from sim2real_faces.render import gl
+    from sim2real_faces.render.scene import part_to_draw
+
+    human = Human.build(study6_identities()[4])
+    parts = human.pose({}, 0.0)
+    meshes = [part_to_draw(p, np.eye(3), human.neck_pivot, 0.0) for p in parts]
+    eye = human.eye_center
+    cam = gl.Camera(target=tuple(float(x) for x in eye - np.array([0, 0.4, 0])), half_height=1.4)
+    # one white light from the person's left (+x), low and to the side: the nose shadows the right cheek
+    a, e = np.radians(70.0), np.radians(15.0)
+    direction = np.array([np.cos(e) * np.sin(a), np.sin(e), np.cos(e) * np.cos(a)])
+    light = gl.Lighting(np.array([direction, [0.0, 0.0, 1.0]]), np.array([[3.0, 3.0, 3.0], [0, 0, 0]]),
+                        np.full(3, 0.05), exposure=0.5, tonemap="aces")
+    r = gl.Renderer(320, 320, samples=0)
+    on = gl.Shadows(True, 1024, 1.5, 1.5, 1.5)
+    images = {name: r.render(cam, light, meshes, shadows=s).astype(float)
+              for name, s in (("off", gl.NO_SHADOWS), ("on", on))}
+    def box(x0, x1, y0, y1):
+        pts = np.array([[x0, y0, eye[2]], [x1, y1, eye[2]]])
+        (px0, py0), (px1, py1) = cam.project(pts, 320, 320)
+        return slice(int(min(py0, py1)), int(max(py0, py1))), slice(int(min(px0, px1)), int(max(px0, px1)))
+    nose_x = float(eye[0])
+    right_eye, left_eye = human.eye_centers["right"], human.eye_centers["left"]
+    mouth_y = float(human.mouth_center[1])
+    below_eye = float(eye[1]) - 0.15
+    right_cheek = box(float(right_eye[0]), nose_x - 0.08, mouth_y, below_eye)
+    left_cheek = box(nose_x + 0.08, float(left_eye[0]), mouth_y, below_eye)
+    out = {k: {"right": float(img[right_cheek].mean()), "left": float(img[left_cheek].mean())}
+           for k, img in images.items()}
+    print(json.dumps(out))
+    """
+)
+
+
+def test_shadows_darken_the_cheek_away_from_the_light_only():
+    out = _run_child(_SHADOW_PROBE)
+    off, on = out["off"], out["on"]
+    # the right cheek (image left) lies behind the nose as seen from the light on the person's left
+    assert on["right"] < 0.9 * off["right"], out
+    # the lit cheek is not darkened (no shadow acne): within 3%
+    assert abs(on["left"] - off["left"]) <= 0.03 * off["left"], out
+
+
+def test_new_samplers_respect_their_bounds_and_probability():
+    from sim2real_faces.render.randomizers import (
+        AmbientParams,
+        FillLightParams,
+        ambient_colors,
+        fill_light_arrays,
+        sample_ambient,
+        sample_fill_light,
+    )
+
+    amb = AmbientParams(gradient=True, sky_color=(0.6, 0.9), ground_color=(0.2, 0.4))
+    fill = FillLightParams(
+        probability=0.3, intensity=(0.2, 0.5), color=(0.5, 1.0), azimuth_deg=(-30, 30), elevation_deg=(-20, 0)
+    )
+    rng = np.random.default_rng(0)
+    ons = []
+    for _ in range(400):
+        a = sample_ambient(amb, rng)
+        assert all(_within(a[f"ambient_sky_{c}"], amb.sky_color) for c in "rgb")
+        assert all(_within(a[f"ambient_ground_{c}"], amb.ground_color) for c in "rgb")
+        f = sample_fill_light(fill, rng)
+        ons.append(f["fill_on"])
+        direction, colour = fill_light_arrays(f)
+        if f["fill_on"]:
+            assert _within(f["fill_intensity"], fill.intensity)
+            assert _within(f["fill_azimuth_deg"], fill.azimuth_deg)
+            assert direction[1] <= 1e-6  # elevation <= 0: from below or level
+            assert np.isclose(np.linalg.norm(direction), 1.0)
+        else:
+            assert f["fill_intensity"] == 0.0 and not colour.any()
+    assert 0.22 < np.mean(ons) < 0.38
+    sky, ground = ambient_colors({"light_ambient": 0.5, **a})
+    assert np.allclose(sky, 0.5 * np.array([a[f"ambient_sky_{c}"] for c in "rgb"]))
+    assert np.allclose(ground, 0.5 * np.array([a[f"ambient_ground_{c}"] for c in "rgb"]))
+    flat = sample_ambient(dataclasses.replace(amb, gradient=False), rng)
+    assert set(flat.values()) == {1.0}  # flat grey ambient: lights.ambient alone
+
+
+def test_new_streams_leave_the_earlier_randomizers_unchanged():
+    """The ambient and fill-light streams are appended: every earlier value is drawn as before."""
+    params, expressions = SceneParams(), ExpressionParams()
+    job = FrameJob(0, "f.png", "angry", 0, frame_seed(11, 0, 3))
+    with_fill = sample_frame(job, params, expressions).values
+    no_fill = sample_frame(
+        job,
+        dataclasses.replace(params, fill_light=dataclasses.replace(params.fill_light, probability=0.0)),
+        expressions,
+    ).values
+    for key, value in with_fill.items():
+        if not key.startswith("fill_"):
+            assert no_fill[key] == value, key
+
+
+@pytest.mark.parametrize(
+    ("section", "change", "needle"),
+    [
+        ("ambient", {"sky_color": (0.9, 0.2)}, "generate.ambient.sky_color"),
+        ("ambient", {"ground_color": (0.0, 1.5)}, "generate.ambient.ground_color"),
+        ("fill_light", {"probability": 1.5}, "generate.fill_light.probability"),
+        ("fill_light", {"intensity": (-1.0, 0.5)}, "generate.fill_light.intensity"),
+        ("fill_light", {"color": (0.5, 1.2)}, "generate.fill_light.color"),
+        ("fill_light", {"azimuth_deg": (-120.0, 0.0)}, "generate.fill_light.azimuth_deg"),
+        ("fill_light", {"elevation_deg": (30.0, 10.0)}, "generate.fill_light.elevation_deg"),
+        ("shading", {"wrap": -0.1}, "generate.shading.wrap"),
+        ("shading", {"sss_tint": (1.0, 2.0, 0.3)}, "generate.shading.sss_tint[1]"),
+        ("shading", {"fresnel": float("nan")}, "generate.shading.fresnel"),
+        ("shading", {"fresnel_power": 0.5}, "generate.shading.fresnel_power"),
+        ("shading", {"cornea": -1.0}, "generate.shading.cornea"),
+        ("shading", {"cornea_shininess": 1.0}, "generate.shading.cornea_shininess"),
+        ("shading", {"mouth_occlusion": 1.5}, "generate.shading.mouth_occlusion"),
+        ("shadows", {"map_size": 1000}, "generate.shadows.map_size"),
+        ("shadows", {"softness": -1.0}, "generate.shadows.softness"),
+        ("shadows", {"bias": 50.0}, "generate.shadows.bias"),
+        ("shadows", {"normal_offset": -0.5}, "generate.shadows.normal_offset"),
+    ],
+)
+def test_bad_render_params_stop_with_a_named_error(section, change, needle):
+    params = GenerateParams()
+    bad = dataclasses.replace(getattr(params, section), **change)
+    with pytest.raises(RandomizerParamsError, match=re.escape(needle)):
+        dataclasses.replace(params, **{section: bad}).validate()
+
+
+def test_new_sections_take_their_defaults_from_conf():
+    import yaml
+
+    from sim2real_faces.params import from_dict
+
+    conf = yaml.safe_load((REPO / "conf" / "generate" / "default.yaml").read_text())
+    loaded = from_dict(GenerateParams, conf, "generate")
+    for section in ("ambient", "fill_light", "shading", "shadows"):
+        assert getattr(GenerateParams(), section) == getattr(loaded, section), section
