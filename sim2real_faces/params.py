@@ -78,6 +78,8 @@ Probability = Annotated[float, Range(0.0, 1.0, what="a probability or confidence
 """A float in [0, 1]: probabilities, confidences, shares, IoU thresholds."""
 Fraction = Annotated[float, Range(0.0, 1.0, what="a fraction")]
 """A float in [0, 1]."""
+ConfidenceLevel = Annotated[float, Range(0.0, 1.0, open_low=True, open_high=True, what="a coverage")]
+"""A float strictly between 0 and 1 (e.g. the coverage of a confidence interval)."""
 Count = Annotated[int, Range(1, None, what="a count")]
 """An int >= 1: workers, sizes in items, epochs."""
 NonNegativeInt = Annotated[int, Range(0, None)]
