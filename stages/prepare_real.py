@@ -132,6 +132,11 @@ class PhotoList:
 def list_photos(photo_dir: Path, class_map: dict[str, str]) -> PhotoList:
     """Read ``photo_dir``'s manifest (or its label sub-folders) into a table of labelled photos."""
     photo_dir = Path(photo_dir)
+    if photo_dir.is_file():
+        raise RealPhotosError(
+            f"Real-photo folder {photo_dir} is a file, not a folder (params real.photo_dir). "
+            f"{_what_to_put(photo_dir)}"
+        )
     if not photo_dir.is_dir():
         raise RealPhotosError(f"Real-photo folder {photo_dir} does not exist. {_what_to_put(photo_dir)}")
     manifest = photo_dir / MANIFEST
@@ -209,6 +214,11 @@ def read_manifest(manifest: Path, photo_dir: Path | None = None) -> pd.DataFrame
             f"{manifest} is empty. It needs a header line such as 'path,class' and one row per photo; "
             f"or delete it to use one sub-folder per label."
         )
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise RealPhotosError(
+            f"{manifest} is saved as UTF-16 (spreadsheet 'Unicode text'). Save it as a UTF-8 CSV, e.g. "
+            f"`iconv -f utf-16 -t utf-8 {manifest} > {manifest}.utf8 && mv {manifest}.utf8 {manifest}`."
+        )
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as error:
@@ -229,6 +239,7 @@ def read_manifest(manifest: Path, photo_dir: Path | None = None) -> pd.DataFrame
         raise RealPhotosError(
             f"{manifest} needs a 'path' column and a label column ('source_label' or 'class'); it has "
             f"{header}. Fix the header (line 1) or remove the file to use class sub-folders."
+            + (" Its values look separated by ';': save it with commas." if ";" in "".join(header) else "")
         )
     label_column = "source_label" if "source_label" in header else "class"
     column = {name: header.index(name) for name in header}

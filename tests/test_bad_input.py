@@ -57,6 +57,14 @@ def face_photo(real_dev: Path) -> Path:
 # 1 ------------------------------------------------------------------------------------------------
 
 
+def test_1_photo_dir_that_is_a_file_is_named(tmp_path):
+    _grey(tmp_path / "photo.jpg")
+    with pytest.raises(
+        RealPhotosError, match=r"photo\.jpg is a file, not a folder \(params real\.photo_dir\)"
+    ):
+        list_photos(tmp_path / "photo.jpg", CLASS_MAP)
+
+
 def test_1_absolute_manifest_path_is_an_error_and_overwrites_nothing(tmp_path):
     user = tmp_path / "user"
     _grey(user / "face.jpg")
@@ -216,6 +224,8 @@ def test_4_an_error_in_a_worker_set_up_reaches_the_caller_as_itself(tmp_path, mo
         (b"path,path,class\na,b,happy\n", r"repeated columns"),
         (b"file,label\na.jpg,happy\n", r"needs a 'path' column"),
         (b"path,class\n,happy\n", r"line 2: empty path"),
+        (b"path;class\na.jpg;happy\n", r"separated by ';'"),
+        ("path,class\na.jpg,happy\n".encode("utf-16"), r"UTF-16.*iconv -f utf-16"),
     ],
 )
 def test_5_malformed_manifests_name_file_and_line(tmp_path, content, expected):
@@ -225,12 +235,13 @@ def test_5_malformed_manifests_name_file_and_line(tmp_path, content, expected):
     assert str(tmp_path / "manifest.csv") in str(caught.value)
 
 
-def test_5_latin1_fix_in_the_message_works(tmp_path):
+@pytest.mark.parametrize("encoding", ["latin-1", "utf-16"])
+def test_5_encoding_fix_in_the_message_works(tmp_path, encoding):
     if shutil.which("iconv") is None:
         pytest.skip("no iconv here")
     _grey(tmp_path / "café.jpg")
     manifest = tmp_path / "manifest.csv"
-    manifest.write_bytes("path,class\ncafé.jpg,happy\n".encode("latin-1"))
+    manifest.write_bytes("path,class\ncafé.jpg,happy\n".encode(encoding))
     with pytest.raises(RealPhotosError) as caught:
         list_photos(tmp_path, CLASS_MAP)
     command = str(caught.value).split("`")[1]
