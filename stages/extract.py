@@ -27,7 +27,7 @@ from sim2real_faces import io as atomic
 from sim2real_faces.errors import ProjectError
 from sim2real_faces.openface import OpenFaceParams
 from sim2real_faces.params import Count, load_section
-from sim2real_faces.paths import METRICS, SYNTH_CROPS, SYNTH_FEATURES, SYNTH_IMAGES
+from sim2real_faces.paths import METRICS, PLOTS, SYNTH_CROPS, SYNTH_FEATURES, SYNTH_IMAGES
 
 FACE_META_COLUMNS = ("file", "face", "status", "reason", "crop")
 
@@ -187,6 +187,10 @@ def main() -> None:
     params = load_section(ExtractParams, "extract")
     face_params = load_section(FaceParams, "face")
     features = run_extract(params, face_params)
+    from sim2real_faces.render.downscale import crops_sheet
+
+    # the 224-px synthetic crops the CNNs train on (synthetic only: real photos never go into plots/)
+    crops_sheet(features, PLOTS / "crops_sheet.png")
     n_images = features["file"].nunique()
     print(f"extract ({params.backend}): {len(features)} rows for {n_images} images -> {SYNTH_FEATURES}")
 

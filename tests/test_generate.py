@@ -193,3 +193,37 @@ def test_unity_backend_without_an_editor_stops_clearly(tmp_path: Path, monkeypat
     with pytest.raises(UnityNotFoundError, match=r"unity\.editor"):
         generate.main()
     assert not list(tmp_path.glob("data/synthetic/raw/images/*.png"))
+
+
+def test_crops_sheet_shows_the_strongest_crop_per_class_and_identity(tmp_path: Path):
+    import cv2
+
+    from sim2real_faces.render.downscale import DownscaleError, crops_sheet
+
+    rows = []
+    for c, cls in enumerate(CLASSES):
+        for ident in ("id0", "id1"):
+            for k, intensity in enumerate((0.3, 0.9)):
+                file = f"{cls}_{ident}_{k}.png"
+                crop = tmp_path / "crops" / file
+                crop.parent.mkdir(exist_ok=True)
+                # the crop's grey level tells which frame was chosen
+                cv2.imwrite(str(crop), np.full((32, 32, 3), 20 + 50 * c + 80 * k, np.uint8))
+                no_face = cls == "happy" and ident == "id1"  # no face found: an empty cell
+                rows.append(
+                    {
+                        "file": file,
+                        "class": cls,
+                        "identity": ident,
+                        "intensity": intensity,
+                        "crop": "" if no_face else str(crop),
+                    }
+                )
+    shown = crops_sheet(pd.DataFrame(rows), tmp_path / "plots/crops_sheet.png", columns=8)
+    sheet = cv2.imread(str(tmp_path / "plots/crops_sheet.png"))
+    assert sheet.shape == (3 * 32, 2 * 32, 3)
+    assert len(shown) == 5 and all(s.endswith("_1.png") for s in shown)  # the stronger expression
+    assert sheet[20:, :32][..., 0].mean() == pytest.approx(20 + 80, abs=1)  # angry / id0, below the label
+    assert not sheet[2 * 32 + 20 :, 32:].any()  # happy / id1: no face, blank
+    with pytest.raises(DownscaleError, match="no face crops"):
+        crops_sheet(pd.DataFrame(rows).assign(crop=""), tmp_path / "x.png")
