@@ -1,8 +1,9 @@
 """Stage ``generate``: render the synthetic dataset (data/synthetic/raw: images/, metadata.csv).
 
-Params: ``seed`` (root of every random choice), ``humans`` (who), ``expressions`` (which presets make
-each class, intensity, tears), ``generate`` (this stage: backend, counts, size, workers, randomizers),
-``unity`` (only with ``generate.backend: unity``).
+Params: ``seed`` (root of every random choice), ``humans`` (who, and their textures), ``expressions``
+(which presets make each class, intensity, tears), ``generate`` (this stage: backend, counts, size,
+workers, randomizers, sky/ground ambient, fill light, skin and eye shading, shadow maps), ``unity``
+(only with ``generate.backend: unity``).
 
 - ``backend: embedded``: MakeHuman people rendered headless by :mod:`sim2real_faces.render` in
   ``generate.workers`` processes; same params -> byte-identical PNGs for any number of workers.
