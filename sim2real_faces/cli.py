@@ -4,14 +4,16 @@ The project's own errors (:class:`~sim2real_faces.errors.ProjectError`: assets, 
 weights, models, inputs) end the command with their message on stderr and exit status 2, without a
 traceback; their causes (e.g. a network error under an asset error) are not shown either. ``--debug``
 on the command line or ``SIM2REAL_DEBUG=1`` in the environment prints the full chained traceback
-instead. Ctrl-C ends with status 130 and one line. Any other exception is a bug and keeps its
-traceback.
+instead. Ctrl-C ends with status 130 and one line, SIGTERM (under :func:`run_stage`) with 143:
+both unwind normally, so outputs written through :mod:`sim2real_faces.io` are not moved into place
+and their temporary files are removed. Any other exception is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
 
 import inspect
 import os
+import signal
 import sys
 import traceback
 from collections.abc import Callable, Sequence
@@ -24,6 +26,11 @@ DEBUG_ENV = "SIM2REAL_DEBUG"
 DEBUG_FLAG = "--debug"
 EXIT_ERROR = 2
 EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143
+
+
+class Terminated(BaseException):
+    """SIGTERM, turned into an exception so that ``finally`` blocks (temporary outputs) run."""
 
 
 def debug_enabled(argv: Sequence[str] = ()) -> bool:
@@ -74,17 +81,22 @@ def call(main: Callable[..., Any], argv: Sequence[str] | None = None, name: str 
             return code or 0
         print(code, file=sys.stderr)  # sys.exit("message") prints it, as Python itself would
         return 1
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, Terminated) as stop:
         if debug:
             traceback.print_exc()
         print(f"{name}: interrupted.", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return EXIT_TERMINATED if isinstance(stop, Terminated) else EXIT_INTERRUPTED
     return result if isinstance(result, int) else 0
 
 
 def run_stage(main: Callable[..., Any]) -> NoReturn:
     """``sys.exit(call(main))``: the one line under every stage's ``if __name__ == "__main__":``."""
+    signal.signal(signal.SIGTERM, _terminate)
     sys.exit(call(main))
+
+
+def _terminate(signum: int, frame: Any) -> None:
+    raise Terminated(f"signal {signum}")
 
 
 def _stage_name(main: Callable[..., Any]) -> str:

@@ -573,9 +573,15 @@ def analyze_files(
                     initializer=_worker_init,
                     initargs=(params,),
                 ) as pool:
-                    for file_rows in pool.map(_worker_task, items, chunksize=chunksize):
-                        rows += file_rows
-                        progress.update()
+                    try:
+                        for file_rows in pool.map(_worker_task, items, chunksize=chunksize):
+                            rows += file_rows
+                            progress.update()
+                    except BaseException:
+                        # Ctrl-C, SIGTERM or a worker's error: drop the queued files instead of
+                        # analysing them all before the error reaches the caller.
+                        pool.shutdown(wait=True, cancel_futures=True)
+                        raise
             except BrokenProcessPool as error:
                 raise RuntimeError(
                     f"a face-analysis worker process died ({error}); run with 1 worker (param "
