@@ -641,3 +641,38 @@ def test_4_downscale_worker_errors_are_themselves(tmp_path):
     pairs = [(good, tmp_path / "out_good.png"), (bad, tmp_path / "out_bad.png")] * 2
     with pytest.raises(DownscaleError, match=r"bad\.png cannot be read as an image"):
         resize_files(pairs, (16, 16), workers=2)
+
+
+def test_7_sigterm_unwinds_and_leaves_no_partial_output(tmp_path):
+    import signal
+    import textwrap
+    import time
+
+    script = tmp_path / "slow_stage.py"
+    script.write_text(
+        textwrap.dedent(
+            f"""
+            import time
+            from sim2real_faces import io
+            from sim2real_faces.cli import run_stage
+
+            def main():
+                with io.atomic_file({str(tmp_path / "out.csv")!r}) as temp:
+                    temp.write_text("half")
+                    print("started", flush=True)
+                    time.sleep(60)
+
+            run_stage(main)
+            """
+        )
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    process = subprocess.Popen(
+        [sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True
+    )
+    assert process.stdout.readline().strip() == "started"
+    process.send_signal(signal.SIGTERM)
+    start = time.perf_counter()
+    _, err = process.communicate(timeout=30)
+    assert process.returncode == 143 and "interrupted" in err and time.perf_counter() - start < 10
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["slow_stage.py"]  # no out.csv, no temp file
