@@ -126,3 +126,41 @@ def test_openface_backend_feeds_the_same_table(tmp_path, real_dev):
     assert features["crop"].tolist()[:3] == [str(tmp_path / "crops" / f"0000{i}.png") for i in range(3)]
     metrics = json.loads((tmp_path / "synthetic_faces.json").read_text())
     assert metrics["backend"] == "openface" and metrics["detection_rate"] == 0.75
+
+
+def test_interrupted_extract_keeps_the_previous_outputs(tmp_path, real_dev, monkeypatch):
+    """Table and crops are swapped in together when the analysis completes; Ctrl-C changes nothing."""
+    from stages import extract as stage
+
+    images = _layout(tmp_path, real_dev)
+
+    def fake_analyse(paths, crop_paths, params, face_params, value="first"):
+        for crop in crop_paths:
+            Path(crop).parent.mkdir(parents=True, exist_ok=True)
+            Path(crop).write_bytes(value.encode())
+        return pd.DataFrame(
+            {
+                "file": paths,
+                "face": 0,
+                "status": "ok",
+                "reason": "",
+                "success": 1,
+                "crop": map(str, crop_paths),
+            }
+        )
+
+    monkeypatch.setattr(stage, "analyse", fake_analyse)
+    features = _run(tmp_path, images, ExtractParams(backend="openface", workers=1))
+    assert set(features["crop"]) == {str(tmp_path / "crops" / f"{i:05d}.png") for i in range(4)}
+    before = {p: p.read_bytes() for p in [tmp_path / "features.csv", *sorted((tmp_path / "crops").iterdir())]}
+
+    def interrupted(paths, crop_paths, params, face_params):
+        fake_analyse(paths, crop_paths, params, face_params, value="second")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(stage, "analyse", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        _run(tmp_path, images, ExtractParams(backend="openface", workers=1))
+    after = {p: p.read_bytes() for p in [tmp_path / "features.csv", *sorted((tmp_path / "crops").iterdir())]}
+    assert after == before
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary siblings left
