@@ -66,6 +66,7 @@ def test_manifest_layout(tmp_path, real_dev, subset):
     }
     assert metrics["n_missing"] == metrics["n_unreadable"] == metrics["n_skipped"] == 0
     assert metrics["layout"] == "manifest"
+    assert metrics["n_ignored"] == 0 and metrics["ignored"] == {} and metrics["n_multi_frame"] == 0
 
     assert list(table.columns[:7]) == [
         "path",
@@ -153,6 +154,8 @@ def test_folder_layout_with_empty_and_unreadable(tmp_path, real_dev, subset):
     assert metrics["layout"] == "folders" and metrics["empty_folders"] == ["happy"]
     assert metrics["per_class"]["happy"] == {"n_images": 0, "n_detected": 0, "detection_rate": None}
     assert metrics["n_unreadable"] == 1 and metrics["n_no_face"] == 1
+    assert metrics["ignored"] == {"unsupported_format": 1} and metrics["n_ignored"] == 1  # notes.txt
+    assert metrics["ignored_examples"] == {"unsupported_format": ["sad/notes.txt"]}
     assert metrics["n_images"] == 5 and metrics["n_detected"] == 4 and metrics["detection_rate"] == 0.8
     assert set(table["dataset"]) == {"my_photos"}
     assert set(table.loc[table["source_label"] == "sad", "class"]) == {"crying"}
