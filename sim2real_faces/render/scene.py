@@ -229,28 +229,22 @@ def part_to_draw(part: Any, rotation: np.ndarray, pivot: np.ndarray, blend_dm: f
     vertices = np.asarray(part.vertices, dtype=np.float64)
     normals = np.asarray(part.normals, dtype=np.float64)
     moved, rots = rotate_about_neck(vertices, rotation, pivot, blend_dm)
-    texture = getattr(part, "texture", None)
-    uv = part.uv if texture is not None else None
-    specular_color = getattr(part, "specular_color", None)
-    if specular_color is None:  # a part without a material colour: white at the part's strength
-        specular_color, strength = (1.0, 1.0, 1.0), float(part.specular)
-    else:
-        strength = 1.0
-    opacity = float(getattr(part, "opacity", 1.0))
+    texture = part.texture
+    opacity = float(part.opacity)
     return gl.DrawMesh(
         vertices=moved.astype(np.float32),
         normals=rots.apply(normals).astype(np.float32),
         colors=_linear_colors(part.albedo, len(vertices)),
         triangles=np.asarray(part.triangles, dtype=np.int32),
-        specular=strength,
+        specular=1.0,  # specular_color carries the part's strength
         shininess=float(part.shininess),
         opacity=opacity,
-        uv=None if uv is None else np.asarray(uv, dtype=np.float32),
+        uv=None if texture is None else np.asarray(part.uv, dtype=np.float32),
         texture=texture,
-        alpha_mode=getattr(part, "alpha_mode", "opaque"),
-        alpha_cutoff=float(getattr(part, "alpha_cutoff", 0.5)),
-        specular_color=tuple(float(c) for c in np.asarray(specular_color).reshape(3)),
-        sss=float(getattr(part, "sss", 0.0)),
+        alpha_mode=part.alpha_mode,
+        alpha_cutoff=float(part.alpha_cutoff),
+        specular_color=tuple(float(c) for c in np.asarray(part.specular_color).reshape(3)),
+        sss=float(part.sss),
         coat=part.name in CORNEA_PARTS,
         occluded=part.name in MOUTH_PARTS,
         casts_shadow=opacity >= 1.0,
