@@ -33,7 +33,12 @@ from sim2real_faces.params import ParamsError
 
 # AU -> (FACS name, {pose unit: weight}). Units are the frames of face-poseunits.bvh.
 AU_UNITS: dict[str, tuple[str, dict[str, float]]] = {
-    "AU1": ("inner brow raiser", {"LeftInnerBrowUp": 1.0, "RightInnerBrowUp": 1.0}),
+    # The inner-brow units alone lift a few vertices at the brow's head (MediaPipe's browInnerUp barely
+    # moves even at 2.0); half the outer-brow units lift the medial half of the brow with it.
+    "AU1": (
+        "inner brow raiser",
+        {"LeftInnerBrowUp": 1.0, "RightInnerBrowUp": 1.0, "LeftOuterBrowUp": 0.5, "RightOuterBrowUp": 0.5},
+    ),
     "AU2": ("outer brow raiser", {"LeftOuterBrowUp": 1.0, "RightOuterBrowUp": 1.0}),
     "AU4": ("brow lowerer", {"LeftBrowDown": 1.0, "RightBrowDown": 1.0}),
     "AU5": ("upper lid raiser", {"LeftUpperLidOpen": 1.0, "RightUpperLidOpen": 1.0}),
@@ -54,8 +59,9 @@ AU_UNITS: dict[str, tuple[str, dict[str, float]]] = {
     "AU23": ("lip tightener", {"UpperLipBackward": 1.0, "lowerLipBackward": 1.0}),
     # Pressing pushes the lower lip up against the upper one.
     "AU24": ("lip presser", {"lowerLipUp": 0.7, "UpperLipBackward": 0.4}),
-    # Lips part without the jaw: the lower lip drops a little, the upper lip lifts a little.
-    "AU25": ("lips part", {"lowerLipDown": 0.6, "UpperLipUp": 0.2}),
+    # Lips part: the lower lip drops with a slight jaw opening (lowerLipDown alone hardly parts the
+    # lips of the MakeHuman mesh), the upper lip lifts a little.
+    "AU25": ("lips part", {"lowerLipDown": 0.75, "JawDropStretched": 0.3, "UpperLipUp": 0.25}),
     "AU26": ("jaw drop", {"JawDrop": 1.0}),
     "AU27": ("mouth stretch", {"JawDropStretched": 1.0}),
     "AU43": ("eyes closed", {"LeftUpperLidClosed": 1.0, "RightUpperLidClosed": 1.0}),
