@@ -471,7 +471,7 @@ _SHADOW_PROBE = textwrap.dedent(
     import numpy as np
     from sim2real_faces.makehuman import Human, study6_identities
     from sim2real_faces.render import gl
-    from sim2real_faces.render.scene import part_to_draw
+    from sim2real_faces.render.scene import SceneParams, part_to_draw, shading_of
 
     human = Human.build(study6_identities()[4])
     parts = human.pose({}, 0.0)
@@ -484,7 +484,8 @@ _SHADOW_PROBE = textwrap.dedent(
     light = gl.Lighting(np.array([direction, [0.0, 0.0, 1.0]]), np.array([[3.0, 3.0, 3.0], [0, 0, 0]]),
                         np.full(3, 0.05), exposure=0.5, tonemap="aces")
     r = gl.Renderer(320, 320, samples=0)
-    on = gl.Shadows(True, 1024, 1.5, 1.5, 1.5)
+    _, on = shading_of(SceneParams())  # the shipped shadow settings (conf/generate/default.yaml)
+    assert on.enabled
     images = {name: r.render(cam, light, meshes, shadows=s).astype(float)
               for name, s in (("off", gl.NO_SHADOWS), ("on", on))}
     def box(x0, x1, y0, y1):
