@@ -17,6 +17,7 @@ from scipy import stats
 from sklearn.metrics import confusion_matrix, f1_score, recall_score
 
 from sim2real_faces import CLASSES
+from sim2real_faces.params import ConfidenceLevel, Count, NonNegativeInt
 
 EPSILON = 1e-7  # Keras clips probabilities to [eps, 1 - eps] in its cross-entropy
 
@@ -31,9 +32,9 @@ class EvaluateParams:
 
     models: list[str]
     domains: list[str]
-    bootstrap: int
-    ci_level: float
-    batch_size: int
+    bootstrap: NonNegativeInt
+    ci_level: ConfidenceLevel
+    batch_size: Count
 
 
 def cross_entropy(y_index: np.ndarray, proba: np.ndarray) -> float:

@@ -33,6 +33,8 @@ from typing import Any
 
 import numpy as np
 
+from sim2real_faces.errors import ProjectError
+
 GLB_MAGIC = 0x46546C67  # b"glTF"
 CHUNK_JSON = 0x4E4F534A
 CHUNK_BIN = 0x004E4942
@@ -41,7 +43,7 @@ ARRAY_BUFFER, ELEMENT_ARRAY_BUFFER = 34962, 34963
 EPS = 1e-6  # decimetres: smaller deltas are not stored
 
 
-class GltfExportError(RuntimeError):
+class GltfExportError(ProjectError, RuntimeError):
     """A mesh cannot be exported or a GLB file is not what this module writes."""
 
 

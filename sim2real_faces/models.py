@@ -52,7 +52,7 @@ _APPLICATIONS: dict[str, dict[str, Any]] = {
 _MOBILENET_SIZES = (96, 128, 160, 192, 224)
 
 
-class WeightsUnavailableError(RuntimeError):
+class WeightsUnavailableError(ProjectError, RuntimeError):
     """Pretrained weights were asked for but cannot be found or downloaded."""
 
 
@@ -60,7 +60,7 @@ class LossPairingError(ValueError):
     """A softmax output is paired with a loss that expects logits (the study's bug)."""
 
 
-class CropReadError(OSError):
+class CropReadError(ProjectError, OSError):
     """A face crop listed in a table cannot be read."""
 
 

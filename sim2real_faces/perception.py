@@ -35,6 +35,8 @@ from typing import Any
 
 import pandas as pd
 
+from sim2real_faces.errors import ProjectError
+
 SAMPLE_METRIC_ID = "sim2real.sample"
 SAMPLE_SCHEMA = "sim2real-faces/sample/1"
 REQUIRED_FIELDS = ("class", "identity", "expression", "intensity")
@@ -42,7 +44,7 @@ SOLO_RGB = "type.unity.com/unity.solo.RGBCamera"
 SOLO_GENERIC_METRIC = "type.unity.com/unity.solo.GenericMetric"
 
 
-class PerceptionFormatError(ValueError):
+class PerceptionFormatError(ProjectError, ValueError):
     """A Perception dataset is missing files, holds malformed JSON or lacks what the importer needs."""
 
 

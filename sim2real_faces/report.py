@@ -14,6 +14,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from sim2real_faces.errors import ProjectError
+
 MARK_START = "<!-- results:start -->"
 MARK_END = "<!-- results:end -->"
 MODEL_LABELS = {
@@ -45,7 +47,7 @@ STUDY: dict[str, dict[str, dict[str, float | int]]] = {
 }
 
 
-class ReportError(ValueError):
+class ReportError(ProjectError, ValueError):
     """An input of the report is missing, or the README lacks the results markers."""
 
 

@@ -40,11 +40,13 @@ import numpy as np
 import pandas as pd
 
 from sim2real_faces import CLASSES
+from sim2real_faces.errors import ProjectError
+from sim2real_faces.params import Count, Fraction, NonNegativeInt, PositiveFloat
 
 PARTS: tuple[str, ...] = ("train", "val", "test")
 
 
-class SplitError(ValueError):
+class SplitError(ProjectError, ValueError):
     """The synthetic table cannot be split as the params ask."""
 
 
@@ -52,9 +54,9 @@ class SplitError(ValueError):
 class Fractions:
     """Share of identities (mode identity) or of each class's images (mode image) per part."""
 
-    train: float
-    val: float
-    test: float
+    train: Fraction
+    val: Fraction
+    test: Fraction
 
     def as_dict(self) -> dict[str, float]:
         return {"train": self.train, "val": self.val, "test": self.test}
@@ -72,19 +74,19 @@ class SplitParams:
 
     mode: Literal["identity", "image"]
     fractions: Fractions
-    balance_trials: int = 200
+    balance_trials: Count = 200
 
 
 @dataclass(frozen=True)
 class MlpParams:
     """Params section ``train.mlp``: the study's MLP hyperparameters."""
 
-    hidden_units: list[int]
+    hidden_units: list[Count]
     activation: str
-    learning_rate: float
-    batch_size: int
-    max_epochs: int
-    patience: int
+    learning_rate: PositiveFloat
+    batch_size: Count
+    max_epochs: Count
+    patience: NonNegativeInt
 
 
 def _check_range(where: str, value: float, low: float, high: float) -> None:

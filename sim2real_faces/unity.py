@@ -35,6 +35,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from sim2real_faces.errors import ProjectError
 from sim2real_faces.params import from_dict
 from sim2real_faces.render.dataset import GenerateParams, png_options
 from sim2real_faces.render.randomizers import (
@@ -57,7 +58,7 @@ SHAPES_DIR = "Assets/Shapes"  # background shape GLBs
 Range = tuple[float, float]
 
 
-class UnityError(RuntimeError):
+class UnityError(ProjectError, RuntimeError):
     """The Unity backend is not set up, failed, or produced an unexpected dataset."""
 
 

@@ -24,6 +24,7 @@ from pathlib import Path
 import pandas as pd
 
 from sim2real_faces import CLASSES
+from sim2real_faces.errors import ProjectError
 from sim2real_faces.evaluation import EvaluateParams, evaluate_predictions, predicted_labels
 from sim2real_faces.models import PIPELINE_MODELS
 from sim2real_faces.params import load_params, load_section
@@ -36,7 +37,7 @@ CONFUSION = PLOTS / "confusion"
 PREDICTIONS = DATA / "predictions"
 
 
-class EvaluateInputError(ValueError):
+class EvaluateInputError(ProjectError, ValueError):
     """An input table of the evaluation is missing or has no rows to evaluate."""
 
 
@@ -117,4 +118,6 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from sim2real_faces.cli import run_stage
+
+    run_stage(main)

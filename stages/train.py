@@ -24,6 +24,7 @@ import cv2
 import pandas as pd
 
 from sim2real_faces import CLASSES
+from sim2real_faces.errors import ProjectError
 from sim2real_faces.models import PIPELINE_MODELS, file_sha256, imagenet_weights_file, keras_cache_dir
 from sim2real_faces.params import load_params, load_section
 from sim2real_faces.paths import FILTERED, METRICS, MODELS, SPLIT
@@ -41,7 +42,7 @@ AUGMENT_SHEET = "augmented_crops.png"  # in dvclive/<cnn>/plots/: synthetic trai
 TRAIN_METRICS = METRICS / "train"
 
 
-class TrainInputError(ValueError):
+class TrainInputError(ProjectError, ValueError):
     """The split or the filtered table is missing or inconsistent."""
 
 
@@ -206,4 +207,6 @@ def train_fusion(val: pd.DataFrame, params: FusionParams, live: Any) -> dict[str
 
 
 if __name__ == "__main__":
-    main()
+    from sim2real_faces.cli import run_stage
+
+    run_stage(main)

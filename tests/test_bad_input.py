@@ -676,3 +676,27 @@ def test_7_sigterm_unwinds_and_leaves_no_partial_output(tmp_path):
     _, err = process.communicate(timeout=30)
     assert process.returncode == 143 and "interrupted" in err and time.perf_counter() - start < 10
     assert sorted(p.name for p in tmp_path.iterdir()) == ["slow_stage.py"]  # no out.csv, no temp file
+
+
+def test_8_every_stage_runs_through_run_stage_and_its_errors_are_project_errors():
+    for path in sorted((REPO / "stages").glob("*.py")):
+        source = path.read_text()
+        if "def main(" in source:
+            tail = source[source.index('if __name__ == "__main__":') :]
+            assert "run_stage(main)" in tail, f"{path.name}: start it with sim2real_faces.cli.run_stage"
+    from sim2real_faces.gltf_export import GltfExportError
+    from sim2real_faces.humans.errors import HumansError
+    from sim2real_faces.models import CropReadError, WeightsUnavailableError
+    from sim2real_faces.perception import PerceptionFormatError
+    from sim2real_faces.render.downscale import DownscaleError
+    from sim2real_faces.render.gl import RendererError
+    from sim2real_faces.report import ReportError
+    from sim2real_faces.training import SplitError
+    from sim2real_faces.unity import UnityError
+    from stages.evaluate import EvaluateInputError
+    from stages.train import TrainInputError
+
+    expected = (GltfExportError, HumansError, CropReadError, WeightsUnavailableError, PerceptionFormatError)
+    expected += (DownscaleError, RendererError, ReportError, SplitError, UnityError, EvaluateInputError)
+    for error in (*expected, TrainInputError):
+        assert issubclass(error, ProjectError), error

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from sim2real_faces.errors import ProjectError
 from sim2real_faces.params import ParamsError
 
 
-class HumansError(ValueError):
+class HumansError(ProjectError, ValueError):
     """Base class of every error raised by :mod:`sim2real_faces.humans`."""
 
 

@@ -20,11 +20,12 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from sim2real_faces.errors import ProjectError
 from sim2real_faces.params import ParamsError
 from sim2real_faces.render.dataset import png_options
 
 
-class DownscaleError(RuntimeError):
+class DownscaleError(ProjectError, RuntimeError):
     """The input dataset is missing or inconsistent."""
 
 

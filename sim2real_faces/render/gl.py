@@ -32,6 +32,8 @@ from typing import Literal
 
 import numpy as np
 
+from sim2real_faces.errors import ProjectError
+
 # Instance layout of the background shader (floats per instance), see BACKGROUND_VS.
 INSTANCE_FLOATS = 3 + 9 + 3 + 3 + 3 + 4 + 1
 PATTERNS = ("solid", "stripes", "checker", "noise", "gradient", "dots", "rings", "waves", "marble")
@@ -494,7 +496,7 @@ class ShapeInstances:
     instances: np.ndarray
 
 
-class RendererError(RuntimeError):
+class RendererError(ProjectError, RuntimeError):
     """The OpenGL context could not be created or a draw failed."""
 
 
