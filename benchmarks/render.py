@@ -88,21 +88,31 @@ def _setup(params_file: Path, width: int, height: int, workers: int, identities:
     return gen, expressions, people
 
 
+def _jobs(expressions, people, frames: int, seed: int) -> list:
+    """About ``frames`` frames spread over the classes, planned as the generate stage plans them."""
+    n_per_class = max(1, frames // len(expressions.classes))
+    return plan_jobs(list(expressions.classes), n_per_class, len(people), seed)
+
+
+def _config(gen, expressions, people, image_dir: str, threads: int) -> WorkerConfig:
+    """The worker configuration the generate stage would build, writing into ``image_dir``."""
+    return WorkerConfig(
+        scene=gen.scene(),
+        identities=[s.to_dict() for s in people],
+        expressions=expressions,
+        image_dir=image_dir,
+        png_compression=gen.png_compression,
+        threads=threads,
+    )
+
+
 def bench(
     params_file: Path, width: int, height: int, workers: int, frames: int, identities: int, seed: int = 42
 ) -> dict:
     gen, expressions, people = _setup(params_file, width, height, workers, identities, seed)
-    n_per_class = max(1, frames // len(expressions.classes))
-    jobs = plan_jobs(list(expressions.classes), n_per_class, len(people), seed)
+    jobs = _jobs(expressions, people, frames, seed)
     with tempfile.TemporaryDirectory(prefix="bench-render-") as tmp:
-        config = WorkerConfig(
-            scene=gen.scene(),
-            identities=[s.to_dict() for s in people],
-            expressions=expressions,
-            image_dir=tmp,
-            png_compression=gen.png_compression,
-            threads=worker_threads(workers),
-        )
+        config = _config(gen, expressions, people, tmp, worker_threads(workers))
         cpu0, start = _children_cpu(), time.perf_counter()
         render_jobs(jobs, config, workers, desc=f"{width}x{height} x{workers}")
         wall = time.perf_counter() - start
@@ -129,17 +139,9 @@ def breakdown(
     import multiprocessing as mp
 
     gen, expressions, people = _setup(params_file, width, height, 1, identities, seed)
-    n_per_class = max(1, frames // len(expressions.classes))
-    jobs = plan_jobs(list(expressions.classes), n_per_class, len(people), seed)
+    jobs = _jobs(expressions, people, frames, seed)
     with tempfile.TemporaryDirectory(prefix="bench-render-") as tmp:
-        config = WorkerConfig(
-            scene=gen.scene(),
-            identities=[s.to_dict() for s in people],
-            expressions=expressions,
-            image_dir=tmp,
-            png_compression=gen.png_compression,
-            threads=1,  # one core's share, as each of the stage's two workers gets
-        )
+        config = _config(gen, expressions, people, tmp, 1)  # one core's share, as each stage worker gets
         with mp.get_context("spawn").Pool(1, initializer=dataset._init_worker, initargs=(config,)) as pool:
             times = pool.map(timed_job, jobs, chunksize=1)
     steady = [t for t in times if t["build"] < 0.05] or times  # frames that built no person
