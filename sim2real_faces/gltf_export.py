@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from sim2real_faces.errors import ProjectError
+from sim2real_faces.humans.textures import srgb_to_linear  # glTF colours are linear
 
 GLB_MAGIC = 0x46546C67  # b"glTF"
 CHUNK_JSON = 0x4E4F534A
@@ -77,12 +78,6 @@ def png_bytes(image: np.ndarray) -> bytes:
     out = io.BytesIO()
     Image.fromarray(array, mode).save(out, format="PNG", compress_level=6)
     return out.getvalue()
-
-
-def srgb_to_linear(c: np.ndarray) -> np.ndarray:
-    """sRGB [0, 1] -> linear (glTF colours are linear)."""
-    c = np.clip(np.asarray(c, np.float64), 0.0, 1.0)
-    return np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
 
 
 class _Builder:
