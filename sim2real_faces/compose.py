@@ -1,11 +1,14 @@
 """Compose ``conf/`` into ``params.yaml`` exactly as ``dvc exp run`` does (DVC's Hydra integration).
 
 ``python -m sim2real_faces.compose [override ...]``, e.g. ``profile=tiny``; no overrides gives the
-committed ``params.yaml``.
+committed ``params.yaml``. :func:`composed_section` gives one section of a composition (tests and
+notebooks: the values the pipeline would run, e.g. ``expressions`` with ``expressions=presets``).
 """
 
 from __future__ import annotations
 
+import copy
+import functools
 import sys
 from pathlib import Path
 from typing import Any
@@ -13,6 +16,7 @@ from typing import Any
 import yaml
 
 CONF_DIR = Path("conf")
+REPO_CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 
 
 def compose(overrides: list[str] | None = None, conf_dir: Path = CONF_DIR) -> dict[str, Any]:
@@ -23,6 +27,23 @@ def compose(overrides: list[str] | None = None, conf_dir: Path = CONF_DIR) -> di
         out = Path(tmp) / "params.yaml"
         write_params(out, overrides, conf_dir)
         return yaml.safe_load(out.read_text())
+
+
+@functools.cache
+def _composed(overrides: tuple[str, ...], conf_dir: Path) -> dict[str, Any]:
+    return compose(list(overrides), conf_dir)
+
+
+def composed_section(name: str, overrides: tuple[str, ...] = (), conf_dir: Path = REPO_CONF_DIR) -> Any:
+    """A fresh copy of the dotted section ``name`` of conf/ composed with ``overrides`` (cached).
+
+    ``composed_section("expressions", ("expressions=presets",))``; load it into its dataclass with
+    :func:`sim2real_faces.params.from_dict`.
+    """
+    data: Any = _composed(tuple(overrides), conf_dir.resolve())
+    for part in name.split("."):
+        data = data[part]
+    return copy.deepcopy(data)
 
 
 def write_params(output: Path, overrides: list[str] | None = None, conf_dir: Path = CONF_DIR) -> None:

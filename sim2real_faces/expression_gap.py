@@ -31,7 +31,7 @@ class ExpressionGapError(ProjectError, ValueError):
 
 @dataclass(frozen=True)
 class GapParams:
-    """Params section ``expression_gap`` (conf/expression_gap/default.yaml)."""
+    """Params section ``expression_gap`` (conf/expression_gap.yaml)."""
 
     columns: list[str]
     """Face-analysis columns compared (``bs_<blendshape>`` or ``AU<nn>_r``)."""

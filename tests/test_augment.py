@@ -4,12 +4,11 @@ the per-epoch input pipeline, the phase-2 recipe (BatchNorm frozen) and the edge
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
 
+from sim2real_faces.compose import composed_section
 from sim2real_faces.params import ParamsError, from_dict
 from sim2real_faces.training import (
     AugmentParams,
@@ -20,8 +19,7 @@ from sim2real_faces.training import (
     online_dataset,
 )
 
-REPO = Path(__file__).resolve().parents[1]
-CONF = yaml.safe_load((REPO / "conf" / "train" / "mobilenetv2" / "default.yaml").read_text())["augment"]
+CONF = composed_section("train.mobilenetv2.augment")
 
 # Every op off: the identity, so that each op can be switched on alone.
 NOTHING = {
@@ -234,7 +232,7 @@ def test_phase2_keeps_batchnorm_frozen_and_trains_the_top():
 
 def test_aligned_crop_replicates_the_edge_outside_the_photo():
     """A tight photo whose landmark square reaches past its border: no black corners in the crop."""
-    from sim2real_faces.faces import _aligned_crop
+    from sim2real_faces.faces.analysis import _aligned_crop
 
     image = np.full((40, 40, 3), 180, np.uint8)
     points = np.array([[x, y, 0.0] for x in (2.0, 38.0) for y in (2.0, 38.0)] * 120)[:478]

@@ -17,6 +17,7 @@ import pytest
 import yaml
 
 from sim2real_faces import CLASSES
+from sim2real_faces.compose import composed_section
 from sim2real_faces.io import MARKER, write_marker
 from sim2real_faces.params import from_dict
 from sim2real_faces.training import (
@@ -327,7 +328,7 @@ def crops_for(classes: list[str], seed: int, size: int = 32) -> np.ndarray:
 
 def default_augment(**changes) -> AugmentParams:
     """The MobileNetV2 default augmentation of conf/, with ``changes``."""
-    conf = yaml.safe_load((REPO / "conf" / "train" / "mobilenetv2" / "default.yaml").read_text())["augment"]
+    conf = composed_section("train.mobilenetv2.augment")
     return from_dict(AugmentParams, {**conf, **changes}, "augment")
 
 

@@ -24,7 +24,7 @@ def workdir(tmp_path_factory, real_dev):
     from sim2real_faces.training import MlpParams, train_mlp
 
     root = tmp_path_factory.mktemp("predict")
-    face = yaml.safe_load((REPO / "conf" / "face" / "default.yaml").read_text())
+    face = yaml.safe_load((REPO / "conf" / "face.yaml").read_text())
     (root / "params.yaml").write_text(yaml.safe_dump({"seed": 1, "face": face}))
     rng = np.random.default_rng(0)
     x = rng.uniform(0, 5, (30, len(AU_COLUMNS)))

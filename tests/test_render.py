@@ -484,7 +484,7 @@ _SHADOW_PROBE = textwrap.dedent(
     light = gl.Lighting(np.array([direction, [0.0, 0.0, 1.0]]), np.array([[3.0, 3.0, 3.0], [0, 0, 0]]),
                         np.full(3, 0.05), exposure=0.5, tonemap="aces")
     r = gl.Renderer(320, 320, samples=0)
-    _, on = shading_of(SceneParams())  # the shipped shadow settings (conf/generate/default.yaml)
+    _, on = shading_of(SceneParams())  # the shipped shadow settings (conf/generate.yaml)
     assert on.enabled
     images = {name: r.render(cam, light, meshes, shadows=s).astype(float)
               for name, s in (("off", gl.NO_SHADOWS), ("on", on))}
@@ -602,7 +602,7 @@ def test_new_sections_take_their_defaults_from_conf():
 
     from sim2real_faces.params import from_dict
 
-    conf = yaml.safe_load((REPO / "conf" / "generate" / "default.yaml").read_text())
+    conf = yaml.safe_load((REPO / "conf" / "generate.yaml").read_text())
     loaded = from_dict(GenerateParams, conf, "generate")
     for section in ("ambient", "fill_light", "shading", "shadows"):
         assert getattr(GenerateParams(), section) == getattr(loaded, section), section

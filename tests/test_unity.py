@@ -59,8 +59,8 @@ SOLO = REPO / "tests" / "fixtures" / "solo"
 
 
 def _default_generate(**changes) -> GenerateParams:
-    """Section generate as conf/generate/default.yaml sets it (post effects on)."""
-    data = yaml.safe_load((REPO / "conf" / "generate" / "default.yaml").read_text())
+    """Section generate as conf/generate.yaml sets it (post effects on)."""
+    data = yaml.safe_load((REPO / "conf" / "generate.yaml").read_text())
     return dataclasses.replace(from_dict(GenerateParams, data, "generate"), **changes)
 
 
@@ -478,5 +478,5 @@ def test_exported_shapes_match_the_renderer(tmp_path):
 
 
 def test_conf_unity_is_valid():
-    data = yaml.safe_load((REPO / "conf" / "unity" / "default.yaml").read_text())
+    data = yaml.safe_load((REPO / "conf" / "unity.yaml").read_text())
     assert from_dict(UnityParams, data, "unity") == UnityParams()

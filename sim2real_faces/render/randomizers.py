@@ -21,7 +21,7 @@ Fixed (not sampled) render settings: :class:`ShadingParams` (subsurface wrap, Fr
 mouth cavity) and :class:`ShadowParams` (shadow maps of the two key lights).
 
 The dataclasses of the newer sections (7, 8 and the fixed settings) take their defaults from
-``conf/generate/default.yaml`` (the single source of the defaults), see :func:`conf_default`.
+``conf/generate.yaml`` (the single source of the defaults), see :func:`conf_default`.
 
 Geometry of the wall is given in *wall units*: one wall unit is a sixth of the view height, so the
 study's orthographic camera of size 3 sees a view 6 units tall, and its unit-sized prefabs, 0.4
@@ -459,7 +459,7 @@ def apply_post(image: np.ndarray, values: dict[str, float]) -> np.ndarray:
 
 # ------------------------------------------------------------------------------ conf/ as the defaults
 
-CONF_GENERATE = Path(__file__).resolve().parents[2] / "conf" / "generate" / "default.yaml"
+CONF_GENERATE = Path(__file__).resolve().parents[2] / "conf" / "generate.yaml"
 
 
 @cache
@@ -472,7 +472,7 @@ def _conf_generate() -> dict:
 
 
 def conf_default(cls, key: str):
-    """A ``default_factory``: ``cls`` from section ``generate.<key>`` of conf/generate/default.yaml."""
+    """A ``default_factory``: ``cls`` from section ``generate.<key>`` of conf/generate.yaml."""
 
     def make():
         from sim2real_faces.params import from_dict
