@@ -1,8 +1,9 @@
 """Compose ``conf/`` into ``params.yaml`` exactly as ``dvc exp run`` does (DVC's Hydra integration).
 
 ``python -m sim2real_faces.compose [override ...]``, e.g. ``profile=tiny``; no overrides gives the
-committed ``params.yaml``. :func:`composed_section` gives one section of a composition (tests and
-notebooks: the values the pipeline would run, e.g. ``expressions`` with ``expressions=presets``).
+committed ``params.yaml``. :func:`composed_section` and :func:`load_composed` give one section of a
+composition (tests and notebooks: the values the pipeline would run, e.g. ``expressions`` with
+``expressions=presets``), since the params dataclasses hold no values of their own that conf/ lacks.
 """
 
 from __future__ import annotations
@@ -11,12 +12,16 @@ import copy
 import functools
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 
+from sim2real_faces.params import CONF_DIR as REPO_CONF_DIR
+from sim2real_faces.params import check_classes, from_dict
+
 CONF_DIR = Path("conf")
-REPO_CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
+
+T = TypeVar("T")
 
 
 def compose(overrides: list[str] | None = None, conf_dir: Path = CONF_DIR) -> dict[str, Any]:
@@ -46,6 +51,13 @@ def composed_section(name: str, overrides: tuple[str, ...] = (), conf_dir: Path 
     return copy.deepcopy(data)
 
 
+def load_composed(
+    cls: type[T], name: str, overrides: tuple[str, ...] = (), conf_dir: Path = REPO_CONF_DIR
+) -> T:
+    """Section ``name`` of conf/ composed with ``overrides``, loaded into dataclass ``cls``."""
+    return from_dict(cls, composed_section(name, overrides, conf_dir), name)
+
+
 def write_params(output: Path, overrides: list[str] | None = None, conf_dir: Path = CONF_DIR) -> None:
     """Write the composition to ``output`` with DVC's own composer, so the bytes match ``dvc exp run``."""
     from dvc.utils.hydra import compose_and_dump
@@ -56,8 +68,9 @@ def write_params(output: Path, overrides: list[str] | None = None, conf_dir: Pat
 
 
 def main() -> None:
-    """Recompose params.yaml from conf/."""
+    """Recompose params.yaml from conf/ (and check what crosses sections, as every stage does)."""
     write_params(Path("params.yaml"), sys.argv[1:])
+    check_classes(yaml.safe_load(Path("params.yaml").read_text()))
     print("params.yaml composed from conf/" + (f" with {sys.argv[1:]}" if sys.argv[1:] else ""))
 
 

@@ -16,15 +16,21 @@ with :class:`Range` through ``typing.Annotated``, and checked at load, before a 
 
 The error names the key, the value and the allowed range. A dataclass's own ``__post_init__`` checks
 (relations between keys) raising ``ValueError`` are reported as :class:`ParamsError` naming the section.
+
+``conf/`` is the one source of every value: a dataclass field either has no default or the conf value
+(literal, or read from conf/ by :func:`conf_default`); ``tests/test_defaults.py`` compares them.
+:func:`load_params` also checks what crosses sections: the rendered classes (``expressions.classes``)
+must be the project's :data:`sim2real_faces.CLASSES` (:func:`check_classes`).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -33,6 +39,7 @@ import yaml
 from sim2real_faces.errors import ProjectError
 
 PARAMS_FILE = Path("params.yaml")
+CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 
 T = TypeVar("T")
 
@@ -99,7 +106,70 @@ def load_params(path: Path | str = PARAMS_FILE) -> dict[str, Any]:
         data = yaml.safe_load(handle) or {}
     if not isinstance(data, dict):
         raise ParamsError(f"{path} must hold a mapping at its top level.")
+    check_classes(data)
     return data
+
+
+def check_classes(params: Mapping[str, Any]) -> None:
+    """Stop when the classes rendered (keys of ``expressions.classes``) are not :data:`CLASSES`.
+
+    Every stage after generate (split, training, evaluation) works with ``sim2real_faces.CLASSES``;
+    a class in one and not the other would render and then fail at split. Checked whenever
+    params.yaml is read (:func:`load_params`), so the generate stage stops before its first frame. A
+    params file without that section is left to the section's loader.
+    """
+    from sim2real_faces import CLASSES
+
+    expressions = params.get("expressions")
+    classes = expressions.get("classes") if isinstance(expressions, Mapping) else None
+    if not isinstance(classes, Mapping):
+        return
+    missing = [c for c in CLASSES if c not in classes]
+    extra = [str(c) for c in classes if c not in CLASSES]
+    if not missing and not extra:
+        return
+    fixes = []
+    if missing:
+        fixes.append(
+            f"missing {missing}: give them presets under expressions.classes (conf/expressions/presets.yaml, "
+            "and a prototype under facs.classes in conf/expressions/facs.yaml), or drop them from CLASSES"
+        )
+    if extra:
+        fixes.append(
+            f"not in CLASSES {extra}: add them to CLASSES in sim2real_faces/__init__.py, or remove them "
+            "from conf/expressions/*.yaml (and any profile in conf/profile/ that sets expressions.classes)"
+        )
+    raise ParamsError(
+        f"params 'expressions.classes' renders {list(classes)}, but the project's classes "
+        f"(sim2real_faces.CLASSES) are {list(CLASSES)}; " + "; ".join(fixes) + ". Then run `make params`."
+    )
+
+
+@functools.cache
+def _conf_file(path: Path) -> Any:
+    if not path.is_file():
+        raise ParamsError(f"{path} not found: the params defaults live there; restore it from git.")
+    with path.open() as handle:
+        return yaml.safe_load(handle) or {}
+
+
+def conf_default(cls: type[T], file: str, key: str, where: str) -> Callable[[], T]:
+    """A ``default_factory``: ``cls`` from the dotted ``key`` of ``conf/<file>`` (the one source).
+
+    For a field whose default is a whole sub-section, e.g. ``field(default_factory=conf_default(
+    TextureParams, "humans/default.yaml", "textures", "humans.textures"))``.
+    """
+
+    def make() -> T:
+        path = CONF_DIR / file
+        data: Any = _conf_file(path)
+        for part in key.split("."):
+            if not isinstance(data, Mapping) or part not in data:
+                raise ParamsError(f"{path} has no section '{key}'; restore it from git.")
+            data = data[part]
+        return from_dict(cls, data, where)
+
+    return make
 
 
 def load_section(cls: type[T], name: str, params: Mapping[str, Any] | None = None) -> T:
@@ -218,6 +288,16 @@ def _check_range(bound: Range, value: Any, where: str) -> None:
             _check_range(bound, item, f"{where}[{index}]")
         return
     if isinstance(value, (int, float)) and not isinstance(value, bool) and not bound.contains(value):
+        raise ParamsError(f"params '{where}' = {value!r} is out of range; allowed: {bound}.")
+
+
+def check_value(bound: Range, value: float, where: str) -> None:
+    """Raise :class:`ParamsError` unless the number ``value`` lies in ``bound`` (NaN never does).
+
+    For ``__post_init__`` checks, e.g. a bound that depends on another key:
+    ``check_value(Range(0, self.max_epochs), self.warmup_epochs, "phase2.warmup_epochs")``.
+    """
+    if value != value or not bound.contains(value):
         raise ParamsError(f"params '{where}' = {value!r} is out of range; allowed: {bound}.")
 
 

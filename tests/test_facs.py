@@ -305,6 +305,7 @@ _RENDER = textwrap.dedent(
     from pathlib import Path
     import cv2
     from sim2real_faces.makehuman import ExpressionParams, Human, study6_identities
+    from sim2real_faces.compose import load_composed
     from sim2real_faces.humans.facs import au_unit_weights
     from sim2real_faces.render.randomizers import BackgroundParams, HeadRotationParams, PostParams
     from sim2real_faces.render.scene import FrameJob, SceneParams, SceneRenderer, sample_frame
@@ -315,7 +316,8 @@ _RENDER = textwrap.dedent(
                                          grayscale_probability=0.0))
     human = Human.build(study6_identities()[2])
     renderer = SceneRenderer(params)
-    sample = sample_frame(FrameJob(0, "x.png", "happy", 0, 7), params, ExpressionParams())
+    presets = load_composed(ExpressionParams, "expressions", ("expressions=presets",))
+    sample = sample_frame(FrameJob(0, "x.png", "happy", 0, 7), params, presets)
     sample.values.update({"place_x": 0.0, "place_y": 0.0, "view_height_dm": 3.2, "tears": 0,
                           "light_ambient": 0.3, "light_left_intensity": 1.5, "light_right_intensity": 1.0})
     for name, weights in [("neutral", {})] + [(au, au_unit_weights({au: level}, {}, 2.0)) for au in aus]:

@@ -18,6 +18,8 @@ import pandas as pd
 import pytest
 import yaml
 
+from sim2real_faces.compose import composed_section
+
 REPO = Path(__file__).resolve().parents[1]
 CLASSES = ("angry", "crying", "happy")
 N_PER_CLASS = 8
@@ -26,9 +28,10 @@ N_PER_CLASS = 8
 def _params(workers: int, n_per_class: int) -> dict:
     return {
         "seed": 42,
-        "humans": {"identity_set": "study6"},
+        # flat albedos and painted brows, as these checks were set up (the default profile is textured)
+        "humans": {"identity_set": "study6", "eyebrow_mode": "painted", "textures": None},
         # strong, frontal expressions: this profile measures what the presets do to the face
-        "expressions": {"intensity": [0.7, 1.0]},
+        "expressions": {**composed_section("expressions", ("expressions=presets",)), "intensity": [0.7, 1.0]},
         "generate": {
             "n_per_class": n_per_class,
             "width": 640,

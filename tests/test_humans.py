@@ -8,6 +8,7 @@ import json
 import numpy as np
 import pytest
 
+from sim2real_faces.compose import load_composed
 from sim2real_faces.humans import (
     LIP_CORNER_VERTICES,
     ExpressionParams,
@@ -30,6 +31,9 @@ from sim2real_faces.humans import (
 from sim2real_faces.humans.human import morph
 from sim2real_faces.humans.identities import macro_targets
 from sim2real_faces.makehuman import Human as ContractHuman
+
+# Section expressions of the choice expressions=presets (conf/expressions/presets.yaml).
+PRESETS = load_composed(ExpressionParams, "expressions", ("expressions=presets",))
 
 
 @pytest.fixture(scope="module")
@@ -164,7 +168,7 @@ def test_laugh_raises_mouth_corners_and_cry_lowers_them(young_female: Human, old
 
 def test_pose_moves_the_face_not_the_feet(old_male: Human) -> None:
     rest = old_male.part_rest("skin")
-    posed = old_male.pose(resolve_preset("anger_open", ExpressionParams()), 1.0)[0].vertices
+    posed = old_male.pose(resolve_preset("anger_open", PRESETS), 1.0)[0].vertices
     moved = np.linalg.norm(posed - rest, axis=1)
     feet = rest[:, 1] < -7.0
     assert feet.sum() > 100 and moved[feet].max() < 1e-5
@@ -243,8 +247,8 @@ def test_every_makehuman_preset_loads() -> None:
         rig.blend_units(weights)
 
 
-def test_default_expression_params_resolve() -> None:
-    params = ExpressionParams()
+def test_conf_expression_presets_resolve() -> None:
+    params = PRESETS
     validate_expression_params(params)
     strong = resolve_preset("anger_brows", params)
     assert strong["LeftBrowDown"] == 1.0 and strong["NoseWrinkler"] == load_preset("anger01")["NoseWrinkler"]
@@ -260,29 +264,31 @@ def test_bad_expression_params_stop_with_clear_errors() -> None:
     with pytest.raises(UnknownPresetError, match="nonexistent01"):
         load_preset("nonexistent01")
     with pytest.raises(UnknownPresetError, match="nonexistent01"):
-        validate_expression_params(ExpressionParams(classes={"angry": ["nonexistent01"]}))
+        validate_expression_params(dataclasses.replace(PRESETS, classes={"angry": ["nonexistent01"]}))
     with pytest.raises(HumanParamsError, match="inverted"):
-        validate_expression_params(ExpressionParams(intensity=(1.0, 0.2)))
+        validate_expression_params(dataclasses.replace(PRESETS, intensity=(1.0, 0.2)))
     with pytest.raises(HumanParamsError, match="no presets"):
-        validate_expression_params(ExpressionParams(classes={"angry": []}))
+        validate_expression_params(dataclasses.replace(PRESETS, classes={"angry": []}))
     from sim2real_faces.humans import CustomPreset
 
-    bad_unit = ExpressionParams(
-        classes={"angry": ["x"]}, custom={"x": CustomPreset(base="anger01", units={"BrowsDown": 1.0})}
+    bad_unit = dataclasses.replace(
+        PRESETS,
+        classes={"angry": ["x"]},
+        custom={"x": CustomPreset(base="anger01", units={"BrowsDown": 1.0})},
     )
     with pytest.raises(UnknownPresetError, match="BrowsDown"):
         validate_expression_params(bad_unit)
-    cycle = ExpressionParams(
-        classes={"angry": ["a"]}, custom={"a": CustomPreset(base="b"), "b": CustomPreset(base="a")}
+    cycle = dataclasses.replace(
+        PRESETS, classes={"angry": ["a"]}, custom={"a": CustomPreset(base="b"), "b": CustomPreset(base="a")}
     )
     with pytest.raises(HumanParamsError, match="cycle"):
         validate_expression_params(cycle)
     with pytest.raises(HumanParamsError, match="probability"):
-        validate_expression_params(ExpressionParams(tears={"crying": 1.5}))
+        validate_expression_params(dataclasses.replace(PRESETS, tears={"crying": 1.5}))
     with pytest.raises(HumanParamsError, match="no such class"):
-        validate_expression_params(ExpressionParams(tears={"sobbing": 0.5}))
+        validate_expression_params(dataclasses.replace(PRESETS, tears={"sobbing": 0.5}))
     with pytest.raises(HumanParamsError, match="Unknown expression class"):
-        sample_expression(ExpressionParams(), "surprised", np.random.default_rng(0))
+        sample_expression(PRESETS, "surprised", np.random.default_rng(0))
 
 
 # ------------------------------------------------------------------------------------ identities

@@ -20,10 +20,12 @@ import pytest
 from scipy.spatial import cKDTree
 from scipy.spatial.transform import Rotation
 
+from sim2real_faces.compose import composed_section, load_composed
 from sim2real_faces.makehuman import ExpressionParams
 from sim2real_faces.render.dataset import GenerateParams, plan_jobs
 from sim2real_faces.render.gl import INSTANCE_FLOATS, PATTERNS
 from sim2real_faces.render.randomizers import (
+    CLEAN_FRAMES,
     BackgroundParams,
     HeadRotationParams,
     LightParams,
@@ -39,6 +41,8 @@ from sim2real_faces.render.randomizers import (
 from sim2real_faces.render.scene import FrameJob, SceneParams, frame_seed, sample_frame, stream_rngs
 
 REPO = Path(__file__).resolve().parents[1]
+# Section expressions of the choice expressions=presets (conf/expressions/presets.yaml).
+PRESETS = load_composed(ExpressionParams, "expressions", ("expressions=presets",))
 
 
 def _within(value: float, bounds: tuple[float, float], tol: float = 1e-9) -> bool:
@@ -59,7 +63,7 @@ def test_frame_samples_respect_every_bound():
         ),
         post=PostParams(blur_sigma=(0.0, 1.5), noise_sigma=(1.0, 4.0), jpeg_quality=(60, 95)),
     )
-    expressions = ExpressionParams()
+    expressions = PRESETS
     seen = {k: [] for k in ("head_pitch_deg", "head_yaw_deg", "light_left_intensity", "light_right_g")}
     for i in range(120):
         cls = ("angry", "crying", "happy")[i % 3]
@@ -181,29 +185,39 @@ def test_disabled_background_and_light_arrays():
 def test_post_effects_follow_their_samples():
     image = np.full((40, 60, 3), 128, np.uint8)
     image[:, 30:] = 20
-    off = sample_post(PostParams(), np.random.default_rng(1))
+    off = sample_post(CLEAN_FRAMES, np.random.default_rng(1))
     assert off["post_jpeg_quality"] == 100
     assert np.array_equal(apply_post(image, off), image)
-    noisy = sample_post(PostParams(noise_sigma=(5, 5)), np.random.default_rng(1))
+    noisy = sample_post(dataclasses.replace(CLEAN_FRAMES, noise_sigma=(5, 5)), np.random.default_rng(1))
     out = apply_post(image, noisy)
     assert out.shape == image.shape and out.dtype == np.uint8
     assert 4.0 < np.std(out[:, :20].astype(float)) < 6.0  # sensor noise of sigma 5 on the flat part
     assert np.array_equal(out, apply_post(image, noisy))  # the noise is seeded by the sample
-    blurred = apply_post(image, sample_post(PostParams(blur_sigma=(2, 2)), np.random.default_rng(1)))
+    blurred = apply_post(
+        image, sample_post(dataclasses.replace(CLEAN_FRAMES, blur_sigma=(2, 2)), np.random.default_rng(1))
+    )
     assert (
         20 < blurred[20, 30, 0] < 128 and blurred[20, 0, 0] == 128
     )  # the edge is smoothed, not the flat part
     colour = np.zeros((4, 4, 3), np.uint8)
     colour[..., 0] = 200
-    grey = apply_post(colour, sample_post(PostParams(grayscale_probability=1.0), np.random.default_rng(1)))
+    grey = apply_post(
+        colour,
+        sample_post(dataclasses.replace(CLEAN_FRAMES, grayscale_probability=1.0), np.random.default_rng(1)),
+    )
     assert np.all(grey[..., 0] == grey[..., 1]) and np.all(grey[..., 1] == grey[..., 2]) and grey[0, 0, 0] > 0
-    jpeg = apply_post(out, sample_post(PostParams(jpeg_quality=(30, 30)), np.random.default_rng(1)))
+    jpeg = apply_post(
+        out, sample_post(dataclasses.replace(CLEAN_FRAMES, jpeg_quality=(30, 30)), np.random.default_rng(1))
+    )
     assert np.std(jpeg[:, :20].astype(float)) < np.std(out[:, :20].astype(float))  # JPEG smooths the noise
 
 
 def test_grey_frames_get_grey_noise():
     colour = np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8)
-    values = sample_post(PostParams(noise_sigma=(5, 5), grayscale_probability=1.0), np.random.default_rng(2))
+    values = sample_post(
+        dataclasses.replace(CLEAN_FRAMES, noise_sigma=(5, 5), grayscale_probability=1.0),
+        np.random.default_rng(2),
+    )
     out = apply_post(colour, values)
     assert values["post_grayscale"] and np.std(out.astype(float) - out[..., :1]) == 0.0
 
@@ -218,7 +232,7 @@ def test_seeds_are_stable_and_independent_per_stream():
     a, b = stream_rngs(11), stream_rngs(11)
     assert [r.random() for r in a.values()] == [r.random() for r in b.values()]
     assert len({round(r.random(), 12) for r in stream_rngs(11).values()}) == len(a)
-    params, expressions = SceneParams(), ExpressionParams()
+    params, expressions = SceneParams(), PRESETS
     job = FrameJob(0, "f.png", "happy", 0, frame_seed(42, 2, 0))
     assert sample_frame(job, params, expressions).values == sample_frame(job, params, expressions).values
     # changing one randomizer's range leaves the other randomizers' values unchanged
@@ -270,11 +284,11 @@ def _write_params(folder: Path, **sections) -> None:
     data = {
         "seed": 1,
         "humans": {},
-        "expressions": {},
+        "expressions": composed_section("expressions", ("expressions=presets",)),
         "generate": {"n_per_class": 1, "width": 64, "height": 48},
     }
     for key, value in sections.items():
-        data[key] = value
+        data[key] = {**data[key], **value}  # these keys changed
     (folder / "params.yaml").write_text(yaml.safe_dump(data))
 
 
@@ -282,7 +296,11 @@ def _write_params(folder: Path, **sections) -> None:
     ("sections", "error", "needle"),
     [
         (
-            {"expressions": {"classes": {"angry": ["anger01", "furious99"]}}},
+            {
+                "expressions": {
+                    "classes": {"angry": ["anger01", "furious99"], "crying": ["cry01"], "happy": ["laugh01"]}
+                }
+            },
             "UnknownPresetError",
             "furious99",
         ),
@@ -313,9 +331,11 @@ _PROBE = textwrap.dedent(
     import numpy as np
     from sim2real_faces.makehuman import ExpressionParams, Human, resolve_preset, study6_identities
     from sim2real_faces.render.scene import FrameJob, SceneParams, SceneRenderer, frame_seed, sample_frame
+    from sim2real_faces.compose import load_composed
     from sim2real_faces.render.randomizers import BackgroundParams, LightParams, HeadRotationParams
-    params = SceneParams(width=96, height=68, msaa=int(sys.argv[1]))
-    expressions = ExpressionParams()
+    from sim2real_faces.render.randomizers import CLEAN_FRAMES
+    params = SceneParams(width=96, height=68, msaa=int(sys.argv[1]), post=CLEAN_FRAMES)
+    expressions = load_composed(ExpressionParams, "expressions", ("expressions=presets",))
     human = Human.build(study6_identities()[2])
     renderer = SceneRenderer(params)
     out = {"renderer": renderer.renderer.renderer_name, "hashes": [], "stats": {}}
@@ -330,7 +350,7 @@ _PROBE = textwrap.dedent(
     # a plain scene: no wall, frontal head, one white light from the front-left, none from the right
     plain = SceneParams(width=96, height=68, msaa=int(sys.argv[1]),
                         background=BackgroundParams(enabled=False),
-                        head=HeadRotationParams(pitch_deg=(0, 0), yaw_deg=(0, 0)))
+                        head=HeadRotationParams(pitch_deg=(0, 0), yaw_deg=(0, 0)), post=CLEAN_FRAMES)
     r2 = SceneRenderer(plain)
     sample = sample_frame(FrameJob(0, "x.png", "happy", 2, 7), plain, expressions)
     sample.values.update({"place_x": 0.0, "place_y": 0.0, "light_ambient": 0.0, "fill_on": 0,
@@ -554,7 +574,7 @@ def test_new_samplers_respect_their_bounds_and_probability():
 
 def test_new_streams_leave_the_earlier_randomizers_unchanged():
     """The ambient and fill-light streams are appended: every earlier value is drawn as before."""
-    params, expressions = SceneParams(), ExpressionParams()
+    params, expressions = SceneParams(), PRESETS
     job = FrameJob(0, "f.png", "angry", 0, frame_seed(11, 0, 3))
     with_fill = sample_frame(job, params, expressions).values
     no_fill = sample_frame(

@@ -23,6 +23,7 @@ from sim2real_faces.params import from_dict
 from sim2real_faces.perception import import_dataset
 from sim2real_faces.render.dataset import GenerateParams, plan_jobs
 from sim2real_faces.render.randomizers import (
+    CLEAN_FRAMES,
     BackgroundParams,
     CameraParams,
     HeadRotationParams,
@@ -229,10 +230,12 @@ def test_post_effects_many_frames_within_bounds_and_grey_share(tmp_path):
 
 
 def test_post_values_are_the_embedded_renderers_for_the_same_file():
+    from sim2real_faces.compose import load_composed
     from sim2real_faces.makehuman import ExpressionParams
 
     generate = _default_generate(width=64, height=48)
-    expressions = ExpressionParams(classes={"angry": ["anger01"], "happy": ["laugh01"]})
+    presets = load_composed(ExpressionParams, "expressions", ("expressions=presets",))
+    expressions = dataclasses.replace(presets, classes={"angry": ["anger01"], "happy": ["laugh01"]})
     for job in plan_jobs(list(expressions.classes), 3, 2, root_seed=11):
         embedded = sample_frame(job, generate.scene(), expressions).values
         unity = sample_post(generate.post, stream_rngs(job.seed)["post"])
@@ -305,7 +308,7 @@ def test_generate_without_unity_stops_first_with_one_message(tmp_path, monkeypat
     """`-S generate.backend=unity` with the default params (post effects on) and no editor."""
     monkeypatch.delenv("UNITY_EDITOR", raising=False)
     generate = _default_generate(backend="unity")
-    assert generate.post != PostParams()  # the default camera effects no longer stop the Unity path
+    assert generate.post != CLEAN_FRAMES  # the default camera effects no longer stop the Unity path
     with pytest.raises(UnityNotFoundError, match=r"unity\.editor.*UNITY_EDITOR") as error:
         generate_with_unity(generate, UnityParams(), [], _Expressions(), 1, tmp_path)
     assert len(str(error.value).splitlines()) == 1
@@ -354,10 +357,12 @@ for i, entry in enumerate(scenario["plan"] + [scenario["plan"][0]]):  # one wind
 
 
 def _TinyExpressions():
+    from sim2real_faces.compose import load_composed
     from sim2real_faces.makehuman import ExpressionParams
 
     classes = {"angry": ["anger01"], "crying": ["cry01"], "happy": ["laugh01"]}
-    return ExpressionParams(classes=classes, intensity=(0.2, 1.0))
+    presets = load_composed(ExpressionParams, "expressions", ("expressions=presets",))
+    return dataclasses.replace(presets, classes=classes, intensity=(0.2, 1.0))
 
 
 def test_stand_in_editor_end_to_end(tmp_path, monkeypatch):

@@ -35,70 +35,20 @@ class CustomPreset:
     description: str = ""
 
 
-def _default_classes() -> dict[str, list[str]]:
-    return {
-        "angry": ["anger01", "threaten02", "anger_brows", "anger_open"],
-        "crying": ["cry01", "cry_open", "cry_squeeze"],
-        "happy": ["smile01", "smile02", "smile03", "smile04", "smile05", "laugh01", "laugh02"],
-    }
-
-
-def _default_custom() -> dict[str, CustomPreset]:
-    return {
-        "anger_brows": CustomPreset(
-            base="anger01",
-            units={
-                "LeftBrowDown": 1.0,
-                "RightBrowDown": 1.0,
-                "LeftLowerLidUp": 0.5,
-                "RightLowerLidUp": 0.5,
-                "LeftCheekUp": 0.3,
-                "RightCheekUp": 0.3,
-            },
-            description="anger01 with both brows fully lowered, lids tightened, less cheek raise",
-        ),
-        "anger_open": CustomPreset(
-            base="anger_brows",
-            units={
-                "JawDrop": 0.45,
-                "lowerLipDown": 0.6,
-                "MouthLeftPullDown": 0.4,
-                "MouthRightPullDown": 0.4,
-                "NasolabialDeepener": 0.4,
-            },
-            description="anger_brows with the mouth open, teeth bared and corners pulled down (shouting)",
-        ),
-        "cry_open": CustomPreset(
-            base="cry01",
-            units={"JawDrop": 0.35, "lowerLipDown": 0.6, "MouthLeftPullDown": 0.5, "MouthRightPullDown": 0.5},
-            description="cry01 sobbing, mouth open, corners pulled down",
-        ),
-        "cry_squeeze": CustomPreset(
-            base="sad02",
-            units={
-                "LeftUpperLidClosed": 0.45,
-                "RightUpperLidClosed": 0.45,
-                "LeftLowerLidUp": 0.6,
-                "RightLowerLidUp": 0.6,
-                "NasolabialDeepener": 0.5,
-            },
-            description="sad02 (inner brows up, corners down) with eyes squeezed",
-        ),
-    }
-
-
 @dataclass(frozen=True)
 class ExpressionParams:
-    """Params section ``expressions`` (conf/expressions/*.yaml)."""
+    """Params section ``expressions``: every value comes from conf/expressions/*.yaml (no code defaults).
 
-    classes: dict[str, list[str]] = field(default_factory=_default_classes)
-    intensity: tuple[float, float] = (0.2, 1.0)
-    custom: dict[str, CustomPreset] = field(default_factory=_default_custom)
-    tears: dict[str, float] = field(default_factory=lambda: {"crying": 0.5})  # class -> P(tears)
-    # "presets" with no FACS section is the library's behaviour without a FACS layer; conf/expressions/
-    # states both keys in every choice (facs.yaml, presets.yaml).
-    sampler: Literal["presets", "facs"] = "presets"
-    facs: FacsParams | None = None
+    In code, compose it: ``load_composed(ExpressionParams, "expressions", ("expressions=presets",))``
+    (:mod:`sim2real_faces.compose`) gives the presets choice, no override the default profile's FACS.
+    """
+
+    classes: dict[str, list[str]]  # class -> its presets (the keys are sim2real_faces.CLASSES)
+    intensity: tuple[float, float]
+    custom: dict[str, CustomPreset]
+    tears: dict[str, float]  # class -> P(tears)
+    sampler: Literal["presets", "facs"]
+    facs: FacsParams | None  # None: no FACS layer (sampler presets)
 
 
 @dataclass(frozen=True)

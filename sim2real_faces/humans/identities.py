@@ -19,6 +19,7 @@ import numpy as np
 from sim2real_faces.humans import formats, textures
 from sim2real_faces.humans.errors import HumanParamsError
 from sim2real_faces.humans.textures import TextureParams, TextureSpec
+from sim2real_faces.params import conf_default
 
 ETHNICITIES = ("african", "asian", "caucasian")
 GENDERS = ("female", "male")
@@ -113,17 +114,20 @@ class HumanParams:
     eyelashes: list[str] = field(
         default_factory=lambda: ["eyelashes01", "eyelashes02", "eyelashes03", "eyelashes04"]
     )
-    # 'painted': brows drawn into the skin colour under the brow proxy (keeps the skin's shading, which
-    # is what MediaPipe reads as brow movement); 'proxy': the solid brow strips, which hide it.
-    eyebrow_mode: Literal["painted", "proxy"] = "painted"
+    # 'proxy': the brow cards, textured with their alpha-masked hair maps (the skin's shading shows
+    # between the hairs); 'painted': brows drawn into the skin's vertex colour, for untextured skin only
+    # (solid untextured brow strips hide the brow movement from MediaPipe).
+    eyebrow_mode: Literal["painted", "proxy"] = "proxy"
     eyebrow_strength: float = 0.3
     eyes: Literal["high-poly", "low-poly"] = "high-poly"
     teeth: str = "teeth_base"
     tongue: str = "tongue01"
     region: Literal["upper", "full"] = "upper"
-    # Image textures (sub-section humans.textures, every value in conf/humans/default.yaml); None, as
-    # when the section is absent, draws every part in its flat albedo.
-    textures: TextureParams | None = None
+    # Image textures (sub-section humans.textures; the default is conf/humans/default.yaml's, which holds
+    # every value); None draws every part in its flat albedo.
+    textures: TextureParams | None = field(
+        default_factory=conf_default(TextureParams, "humans/default.yaml", "textures", "humans.textures")
+    )
 
 
 @dataclass(frozen=True)

@@ -36,16 +36,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, fields
-from functools import cache
-from pathlib import Path
 from typing import Literal
 
 import numpy as np
-import yaml
 from matplotlib.colors import hsv_to_rgb
 from scipy.spatial.transform import Rotation
 
 from sim2real_faces.params import ParamsError
+from sim2real_faces.params import conf_default as params_conf_default
 from sim2real_faces.render.gl import INSTANCE_FLOATS, PATTERNS
 from sim2real_faces.render.shapes import SHAPES
 
@@ -388,17 +386,18 @@ class CameraParams:
 
 @dataclass(frozen=True)
 class PostParams:
-    """Optional camera effects after rendering (section ``generate.post``); all off by default.
+    """Camera effects after rendering (section ``generate.post``); the defaults are conf/generate.yaml's.
 
     ``blur_sigma`` and ``noise_sigma`` are in output pixels and 8-bit levels; ``jpeg_quality``
     [lo, hi] re-encodes the frame as JPEG with a quality drawn from the range (100 = off);
     ``grayscale_probability`` turns that share of frames grey (the real photos of real-dev are grey).
+    :data:`CLEAN_FRAMES` switches every effect off (the study's renders, profile ``paper``).
     """
 
-    blur_sigma: Range = (0.0, 0.0)
-    noise_sigma: Range = (0.0, 0.0)
-    jpeg_quality: tuple[int, int] = (100, 100)
-    grayscale_probability: float = 0.0  # chance that a frame is converted to grey (kept as RGB)
+    blur_sigma: Range = (0.0, 1.0)
+    noise_sigma: Range = (0.0, 3.0)
+    jpeg_quality: tuple[int, int] = (70, 100)
+    grayscale_probability: float = 0.3  # chance that a frame is converted to grey (kept as RGB)
 
     def validate(self, where: str = "generate.post") -> None:
         if not 0.0 <= self.grayscale_probability <= 1.0:
@@ -408,6 +407,12 @@ class PostParams:
         _check_range(f"{where}.blur_sigma", self.blur_sigma, 0.0, 20.0)
         _check_range(f"{where}.noise_sigma", self.noise_sigma, 0.0, 64.0)
         _check_range(f"{where}.jpeg_quality", self.jpeg_quality, 1, 100)
+
+
+CLEAN_FRAMES = PostParams(
+    blur_sigma=(0.0, 0.0), noise_sigma=(0.0, 0.0), jpeg_quality=(100, 100), grayscale_probability=0.0
+)
+"""No camera effects: the frames as rendered (what profile ``paper`` sets)."""
 
 
 def sample_post(params: PostParams, rng: np.random.Generator) -> dict[str, float]:
@@ -459,30 +464,10 @@ def apply_post(image: np.ndarray, values: dict[str, float]) -> np.ndarray:
 
 # ------------------------------------------------------------------------------ conf/ as the defaults
 
-CONF_GENERATE = Path(__file__).resolve().parents[2] / "conf" / "generate.yaml"
-
-
-@cache
-def _conf_generate() -> dict:
-    if not CONF_GENERATE.is_file():
-        raise RandomizerParamsError(
-            f"{CONF_GENERATE} not found: the defaults of section 'generate' live there; restore it from git."
-        )
-    return yaml.safe_load(CONF_GENERATE.read_text()) or {}
-
 
 def conf_default(cls, key: str):
     """A ``default_factory``: ``cls`` from section ``generate.<key>`` of conf/generate.yaml."""
-
-    def make():
-        from sim2real_faces.params import from_dict
-
-        data = _conf_generate()
-        if key not in data:
-            raise RandomizerParamsError(f"{CONF_GENERATE} has no section '{key}'; restore it from git.")
-        return from_dict(cls, data[key], f"generate.{key}")
-
-    return make
+    return params_conf_default(cls, "generate.yaml", key, f"generate.{key}")
 
 
 def _check_number(where: str, value: float, lo: float, hi: float) -> None:
