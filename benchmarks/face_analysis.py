@@ -49,19 +49,21 @@ def _warm_run(files: list[str], params, workers: int, crop_dir: Path | None) -> 
     """(start-up seconds, seconds for all files) with a pool of analyze_files' own worker functions."""
     import multiprocessing
 
-    from sim2real_faces import faces
+    from sim2real_faces.faces import analysis
 
     crops = [str(crop_dir / f"{i:05d}.png") if crop_dir else None for i in range(len(files))]
     items = list(zip(files, crops, strict=True))
     start = time.perf_counter()
     context = multiprocessing.get_context("spawn")
-    with context.Pool(workers, initializer=faces._worker_init, initargs=(params,)) as pool:
+    with context.Pool(workers, initializer=analysis._worker_init, initargs=(params,)) as pool:
         seen: set[int] = set()
         while len(seen) < workers:  # a worker answers only once its initializer (model load) is done
             seen.update(pool.map(_pid, range(4 * workers), chunksize=1))
         startup = time.perf_counter() - start
         start = time.perf_counter()
-        for _ in pool.imap(faces._worker_task, items, chunksize=max(1, min(8, len(items) // (4 * workers)))):
+        for _ in pool.imap(
+            analysis._worker_task, items, chunksize=max(1, min(8, len(items) // (4 * workers)))
+        ):
             pass
         elapsed = time.perf_counter() - start
         pool.close()

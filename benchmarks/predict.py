@@ -41,7 +41,7 @@ def _model(name: str, models_dir: Path, untrained: bool, params: dict):
     if not untrained:
         raise SystemExit(f"{models_dir / name / MODEL_FILE} not found: train it, or pass --untrained.")
     if name == "mlp":
-        from sim2real_faces.features import feature_columns
+        from sim2real_faces.faces import feature_columns
 
         features = feature_columns(params.get("features", {}).get("groups", ["au"]))
         model = build_mlp(np.random.default_rng(0).normal(size=(8, len(features))))
@@ -61,8 +61,7 @@ def main() -> None:
     args = parser.parse_args()
     os.environ.setdefault("SIM2REAL_ASSET_MIRROR", str(root.parent / "shared" / "assets"))
 
-    from sim2real_faces.faces import FaceAnalyzer, FaceParams, face_row
-    from sim2real_faces.images import read_image
+    from sim2real_faces.faces import FaceAnalyzer, FaceParams, face_row, read_image
     from sim2real_faces.models import resize_crop
     from sim2real_faces.params import load_params, load_section
 

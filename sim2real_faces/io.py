@@ -11,6 +11,9 @@
 
 On an exception (Ctrl-C included) the temporary sibling is removed and the previous outputs are left
 as they were; leftovers of a killed run (``.<name>.tmp-*``) are removed by the next run.
+
+Reading what such a stage wrote: :func:`read_renders_metadata` (a renders folder's ``metadata.csv``,
+checked against its ``images/``) and :func:`image_size`.
 """
 
 from __future__ import annotations
@@ -23,9 +26,12 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sim2real_faces.errors import IncompleteOutputError
+from sim2real_faces.errors import IncompleteOutputError, ProjectError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 MARKER = "complete.json"
 
@@ -189,3 +195,40 @@ def table_with_crops(
         yield temp_table, temp_crops
         if marker:
             write_marker(temp_crops / MARKER, temp_table, temp_crops, name=table.name)
+
+
+def read_renders_metadata(folder: Path | str, producer: str, error: type[ProjectError]) -> pd.DataFrame:
+    """A renders folder's ``metadata.csv`` (beside its ``images/``) as a DataFrame, checked.
+
+    ``file`` and ``class`` present, every file listed once and on disk under ``images/``; otherwise
+    ``error`` is raised, its message naming the stage that writes the folder (``producer``, e.g.
+    ``generate`` for data/synthetic/raw) to rerun.
+    """
+    import pandas as pd
+
+    folder = Path(folder)
+    path = folder / "metadata.csv"
+    if not path.is_file():
+        raise error(f"{path} not found: run `dvc repro {producer}` first.")
+    metadata = pd.read_csv(path, keep_default_na=False)
+    missing = [c for c in ("file", "class") if c not in metadata.columns]
+    if missing:
+        raise error(f"{path} lacks column(s) {missing}; it must hold file (relative to images/) and class.")
+    duplicated = metadata["file"][metadata["file"].duplicated()].tolist()
+    if duplicated:
+        raise error(f"{path}: file(s) listed twice: {duplicated[:5]}")
+    absent = [f for f in metadata["file"] if not (folder / "images" / f).is_file()]
+    if absent:
+        raise error(
+            f"{len(absent)} image(s) listed in {path} are missing under {folder / 'images'} "
+            f"(e.g. {absent[:3]}); rerun `dvc repro {producer}`."
+        )
+    return metadata
+
+
+def image_size(path: Path | str) -> tuple[int, int] | None:
+    """(width, height) of an image file; None when OpenCV cannot read it."""
+    import cv2
+
+    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    return None if image is None else (int(image.shape[1]), int(image.shape[0]))

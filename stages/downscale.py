@@ -16,16 +16,10 @@ from __future__ import annotations
 import time
 
 from sim2real_faces.faces import FaceParams
+from sim2real_faces.faces.resolution import plot_resolution, resolution_study
 from sim2real_faces.params import load_params, load_section
 from sim2real_faces.paths import METRICS, PLOTS, SYNTH_IMAGES, SYNTH_RAW
-from sim2real_faces.render.downscale import (
-    DownscaleParams,
-    contact_sheet,
-    downscale_dataset,
-    plot_resolution,
-    resolution_study,
-    write_json,
-)
+from sim2real_faces.render.downscale import DownscaleParams, contact_sheet, downscale_dataset, write_json
 
 RESOLUTION_METRICS = METRICS / "resolution.json"
 RESOLUTION_PLOT = PLOTS / "resolution.png"

@@ -19,7 +19,7 @@ import pandas as pd
 
 from sim2real_faces import io as atomic
 from sim2real_faces.errors import ProjectError
-from sim2real_faces.features import FeatureParams, require_columns
+from sim2real_faces.faces import FeatureParams, require_columns
 from sim2real_faces.params import Probability, load_section
 from sim2real_faces.paths import FILTERED, METRICS, SYNTH_FEATURES, SYNTH_IMAGES
 

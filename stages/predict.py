@@ -7,7 +7,7 @@ probabilities of a trained model from ``models/<model>/``. Nothing given is left
 - an image without a face, or that cannot be read, gets a row with ``status`` ``no_face`` /
   ``unreadable`` (the reason in ``reason``) and a message on stderr;
 - an entry of a folder that is not an image (unsupported format, dangling or looping link, hidden
-  file) gets a row with ``status`` ``skipped`` and the reason (``sim2real_faces.images.SKIP_REASONS``);
+  file) gets a row with ``status`` ``skipped`` and the reason (``sim2real_faces.faces.SKIP_REASONS``);
   a file given twice (also as ``a/../a/x.jpg`` or through a link) is analysed once, its repeat is
   ``skipped`` with reason ``duplicate``;
 - a file with several frames (animated GIF, multi-page TIFF) is read at its first frame, and its
@@ -53,7 +53,7 @@ def collect_inputs(paths: list[str]) -> list[Input]:
 
     Every folder entry comes back, an image or with the reason it is skipped.
     """
-    from sim2real_faces.images import scan_folder
+    from sim2real_faces.faces import scan_folder
 
     inputs: list[Input] = []
     for raw in paths:
@@ -114,8 +114,7 @@ def predict_images(
     """One row per face (or per faceless/unreadable image, or skipped entry) with class probabilities."""
     from tqdm import tqdm
 
-    from sim2real_faces.faces import FaceAnalyzer, face_row
-    from sim2real_faces.images import ImageReadError, frames_note, read_image_frames
+    from sim2real_faces.faces import FaceAnalyzer, ImageReadError, face_row, frames_note, read_image_frames
     from sim2real_faces.models import Predictor, resize_crop
 
     items = [item if isinstance(item, Input) else Input(Path(item)) for item in images]

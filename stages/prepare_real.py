@@ -22,7 +22,7 @@ files) naming the same photo, also through a symbolic link, are an error. A symb
 folder may point anywhere, but outputs are always named from the row's place inside the folder.
 
 Every entry below the folder is accounted for: a photo that is listed, or a count per reason in
-``ignored`` (see ``sim2real_faces.images.SKIP_REASONS``; ``not_in_manifest`` for an image file that no
+``ignored`` (see ``sim2real_faces.faces.SKIP_REASONS``; ``not_in_manifest`` for an image file that no
 manifest row names, ``not_in_label_folder`` for a non-image file beside the label folders), with
 examples in ``ignored_examples``. A file with several frames (animated GIF, multi-page TIFF) is read
 at its first frame; ``n_multi_frame`` counts them and the row's ``note`` says so.
@@ -49,11 +49,17 @@ from typing import Any
 
 import pandas as pd
 
-from sim2real_faces import CLASSES, assets
+from sim2real_faces import CLASSES
 from sim2real_faces import io as atomic
 from sim2real_faces.errors import ProjectError
-from sim2real_faces.faces import FEATURE_COLUMNS, FaceParams, analyze_files
-from sim2real_faces.images import scan_folder
+from sim2real_faces.faces import (
+    FEATURE_COLUMNS,
+    FaceParams,
+    analyse_images,
+    check_ready,
+    crop_path_for,
+    scan_folder,
+)
 from sim2real_faces.params import Count, load_section
 from sim2real_faces.paths import METRICS, REAL_CROPS, REAL_FEATURES
 
@@ -390,7 +396,7 @@ def _from_folders(photo_dir: Path) -> tuple[pd.DataFrame, list[str], dict[str, l
 
 
 def _crop_paths(paths: pd.Series, crops_dir: Path) -> list[Path]:
-    crops = [crops_dir / Path(p).with_suffix(".png") for p in paths]
+    crops = [crop_path_for(crops_dir, p) for p in paths]
     seen: dict[Path, str] = {}
     for crop, path in zip(crops, paths, strict=True):
         if crop in seen:
@@ -431,16 +437,17 @@ def prepare_real(
     photos = list_photos(params.photo_dir, params.class_map)
     table = photos.table
     crops = _crop_paths(table["path"], crops_dir)
-    assets.fetch(face_params.model)  # a missing or damaged model file stops here, before any output
+    check_ready("embedded", face_params)  # a missing or damaged model file stops here, before any output
     present = table["exists"].to_numpy()
     files = list(table.loc[present, "file"])
     with atomic.table_with_crops(features_csv, crops_dir) as (temp_csv, temp_crops):
         temp_of = {str(c): str(temp_crops / c.relative_to(crops_dir)) for c in crops}
         final_of = {t: c for c, t in temp_of.items()}
-        analysed = analyze_files(
+        analysed = analyse_images(
+            "embedded",
             files,
+            [temp_of[str(c)] for c, p in zip(crops, present, strict=True) if p],
             face_params,
-            crop_paths=[temp_of[str(c)] for c, p in zip(crops, present, strict=True) if p],
             workers=params.workers,
             desc="real faces",
         )

@@ -110,7 +110,7 @@ def main(argv: list[str] | None = None) -> None:
         return
     with Live(dir=str(live_dir), dvcyaml=False, save_dvc_exp=False, report=None) as live:
         if model_name == "mlp":
-            from sim2real_faces.features import FeatureParams, require_columns
+            from sim2real_faces.faces import FeatureParams, require_columns
 
             mlp_params = load_section(MlpParams, "train.mlp", params)
             groups = load_section(FeatureParams, "features", params).groups

@@ -21,7 +21,7 @@ from PIL import Image
 from sim2real_faces import assets
 from sim2real_faces.cli import call
 from sim2real_faces.errors import IncompleteOutputError, ProjectError
-from sim2real_faces.faces import FaceParams, analyze_files
+from sim2real_faces.faces import FaceParams, analyse_images, analyze_files
 from sim2real_faces.io import MARKER, check_marker
 from sim2real_faces.params import ParamsError, load_section
 from stages import prepare_real as stage
@@ -347,10 +347,10 @@ def test_7_interrupted_stage_keeps_the_old_outputs_and_stale_tables_are_refused(
     _grey(photos / "happy" / "more.png")
 
     def interrupted(*args, **kwargs):
-        analyze_files(*args, **kwargs)  # crops of the new run are written, then Ctrl-C
+        analyse_images(*args, **kwargs)  # crops of the new run are written, then Ctrl-C
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(stage, "analyze_files", interrupted)
+    monkeypatch.setattr(stage, "analyse_images", interrupted)
     with pytest.raises(KeyboardInterrupt):
         _run(photos, out)
     assert _files(out) == before  # the old outputs, complete
@@ -423,7 +423,7 @@ def test_8_offline_asset_error_is_one_message_with_exit_status_2(tmp_path, monke
 
 
 def test_8_project_errors_share_one_base_and_bugs_keep_their_traceback(capsys):
-    from sim2real_faces.images import ImageReadError
+    from sim2real_faces.faces import ImageReadError
     from sim2real_faces.models import ModelFileError
     from stages.extract import ExtractError
     from stages.filter import FilterError
@@ -511,7 +511,7 @@ def test_9_ranges_of_other_sections(section, cls_path, data, key):
 
 def test_fuzz_read_image_and_manifest_never_crash(tmp_path):
     """200 random byte strings and 200 random small images (some damaged): a result or a documented error."""
-    from sim2real_faces.images import ImageReadError, read_image
+    from sim2real_faces.faces import ImageReadError, read_image
 
     rng = np.random.default_rng(12)
     outcomes = {"image": 0, "ImageReadError": 0, "PhotoList": 0, "RealPhotosError": 0}

@@ -13,8 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sim2real_faces.faces import FaceParams
-from sim2real_faces.openface import OpenFaceParams
+from sim2real_faces.faces import FaceParams, OpenFaceParams
 from stages.extract import ExtractError, ExtractParams, run_extract
 
 PHOTOS = [  # (real-dev path, class)
@@ -134,7 +133,7 @@ def test_interrupted_extract_keeps_the_previous_outputs(tmp_path, real_dev, monk
 
     images = _layout(tmp_path, real_dev)
 
-    def fake_analyse(paths, crop_paths, params, face_params, value="first"):
+    def fake_analyse(backend, paths, crop_paths, face_params, value="first", **options):
         for crop in crop_paths:
             Path(crop).parent.mkdir(parents=True, exist_ok=True)
             Path(crop).write_bytes(value.encode())
@@ -149,16 +148,16 @@ def test_interrupted_extract_keeps_the_previous_outputs(tmp_path, real_dev, monk
             }
         )
 
-    monkeypatch.setattr(stage, "analyse", fake_analyse)
+    monkeypatch.setattr(stage, "analyse_images", fake_analyse)
     features = _run(tmp_path, images, ExtractParams(backend="openface", workers=1))
     assert set(features["crop"]) == {str(tmp_path / "crops" / f"{i:05d}.png") for i in range(4)}
     before = {p: p.read_bytes() for p in [tmp_path / "features.csv", *sorted((tmp_path / "crops").iterdir())]}
 
-    def interrupted(paths, crop_paths, params, face_params):
-        fake_analyse(paths, crop_paths, params, face_params, value="second")
+    def interrupted(backend, paths, crop_paths, face_params, **options):
+        fake_analyse(backend, paths, crop_paths, face_params, value="second")
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(stage, "analyse", interrupted)
+    monkeypatch.setattr(stage, "analyse_images", interrupted)
     with pytest.raises(KeyboardInterrupt):
         _run(tmp_path, images, ExtractParams(backend="openface", workers=1))
     after = {p: p.read_bytes() for p in [tmp_path / "features.csv", *sorted((tmp_path / "crops").iterdir())]}

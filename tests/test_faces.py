@@ -192,7 +192,7 @@ def test_au_table_maps_blendshapes_linearly_and_clips():
 
 
 def test_aligned_crop_maps_the_landmark_square_pixel_exactly():
-    from sim2real_faces.faces import _aligned_crop
+    from sim2real_faces.faces.analysis import _aligned_crop
 
     image = np.zeros((40, 40, 3), np.uint8)
     image[:, :, 0] = np.arange(40)[None, :] * 5  # red encodes x, green encodes y

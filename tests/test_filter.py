@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sim2real_faces.features import STUDY_AU_COLUMNS, FeatureError, FeatureParams, feature_columns
+from sim2real_faces.faces import STUDY_AU_COLUMNS, FeatureError, FeatureParams, feature_columns
 from stages.filter import FilterError, FilterParams, run_filter
 
 AU = list(STUDY_AU_COLUMNS)

@@ -166,13 +166,9 @@ def test_downscale_stage(tiny_run: Path):
 
 
 def test_downscale_refuses_bad_params_and_missing_input(tmp_path: Path):
+    from sim2real_faces.faces.resolution import ResolutionStudyParams
     from sim2real_faces.params import ParamsError
-    from sim2real_faces.render.downscale import (
-        DownscaleError,
-        DownscaleParams,
-        ResolutionStudyParams,
-        downscale_dataset,
-    )
+    from sim2real_faces.render.downscale import DownscaleError, DownscaleParams, downscale_dataset
 
     with pytest.raises(ParamsError, match="aspect"):
         DownscaleParams(width=640, height=200).validate((1792, 1267))
@@ -201,7 +197,7 @@ def test_unity_backend_without_an_editor_stops_clearly(tmp_path: Path, monkeypat
 def test_crops_sheet_shows_the_strongest_crop_per_class_and_identity(tmp_path: Path):
     import cv2
 
-    from sim2real_faces.render.downscale import DownscaleError, crops_sheet
+    from sim2real_faces.faces import CropsSheetError, crops_sheet
 
     rows = []
     for c, cls in enumerate(CLASSES):
@@ -228,5 +224,5 @@ def test_crops_sheet_shows_the_strongest_crop_per_class_and_identity(tmp_path: P
     assert len(shown) == 5 and all(s.endswith("_1.png") for s in shown)  # the stronger expression
     assert sheet[20:, :32][..., 0].mean() == pytest.approx(20 + 80, abs=1)  # angry / id0, below the label
     assert not sheet[2 * 32 + 20 :, 32:].any()  # happy / id1: no face, blank
-    with pytest.raises(DownscaleError, match="no face crops"):
+    with pytest.raises(CropsSheetError, match="no face crops"):
         crops_sheet(pd.DataFrame(rows).assign(crop=""), tmp_path / "x.png")

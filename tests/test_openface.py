@@ -11,9 +11,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sim2real_faces import openface
-from sim2real_faces.features import STUDY_AU_COLUMNS
-from sim2real_faces.openface import (
+from sim2real_faces.faces import STUDY_AU_COLUMNS, openface
+from sim2real_faces.faces.openface import (
     Job,
     OpenFaceNotFoundError,
     OpenFaceOutputError,

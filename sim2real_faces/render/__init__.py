@@ -5,7 +5,8 @@
 - :mod:`.randomizers`: the study's randomizers, each with a params dataclass and a seeded sampler.
 - :mod:`.scene`: per-frame sampling (no GL) and drawing of a posed human in the sampled scene.
 - :mod:`.dataset`: the generate stage's work: jobs, worker processes, PNGs and metadata.
-- :mod:`.downscale`: the downscale stage's work: resizing, the resolution study, the contact sheet.
+- :mod:`.downscale`: the downscale stage's work: resizing and the contact sheet (its resolution study
+  is :mod:`sim2real_faces.faces.resolution`).
 
 Importing this package does not create a GL context; only :class:`.scene.SceneRenderer` does, and it
 must never live in a process that also runs MediaPipe.

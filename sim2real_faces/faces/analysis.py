@@ -1,4 +1,4 @@
-"""Face analysis: the embedded stand-in for OpenFace, built on MediaPipe's Face Landmarker.
+"""The embedded backend: face analysis with MediaPipe's Face Landmarker, a stand-in for OpenFace.
 
 For each face in an image :class:`FaceAnalyzer` returns a :class:`Face` with a bounding box, a
 detection confidence, 478 landmarks, the 52 blendshape scores, head pose, an aligned square crop and
@@ -16,7 +16,7 @@ How it works (all deterministic):
    frame. So the image is analysed once per entry of ``pad_fractions``: as given (0.0) and with a black
    border of e.g. 0.25 x its longer side on every side. Faces found in several views are merged
    (landmark boxes with IoU >= ``match_iou``); the view with the higher detection confidence wins.
-   Measured on ../shared/data/real-dev: as given 550/557 found, padded 557/557, both views 557/557.
+   Measured on the real-dev set: as given 550/557 found, padded 557/557, both views 557/557.
 3. **Confidence.** The Face Landmarker reports no score. ``confidence`` is the score (0..1) of
    MediaPipe's FaceDetector (the ``face_detector.tflite`` inside the same ``.task`` bundle, i.e. the
    BlazeFace model the Landmarker itself uses to find faces) for the detection that matches the
@@ -28,9 +28,10 @@ How it works (all deterministic):
    z away from the camera), R = Rx(pitch) . Ry(yaw) . Rz(roll), (0, 0, 0) = looking into the camera.
 5. **Crop.** The image is rotated about the eye midpoint so the eye centres (means of the eye-corner
    landmarks 33/133 and 362/263) are level; the square around all 478 landmarks in that frame,
-   enlarged by ``crop_margin`` of its side on every side, is resampled to ``crop_size`` pixels
-   (black outside the image).
-6. **Action units.** :data:`AU_TABLE` maps blendshapes to FACS action units (see there).
+   enlarged by ``crop_margin`` of its side on every side, is resampled to ``crop_size`` pixels.
+   Where that square reaches past the image (tightly framed photos) the edge pixels are repeated.
+6. **Action units.** :data:`sim2real_faces.faces.aus.AU_TABLE` maps blendshapes to FACS action units
+   (see there).
 """
 
 from __future__ import annotations
@@ -53,11 +54,18 @@ from PIL import Image
 from scipy.spatial.transform import Rotation
 from tqdm import tqdm
 
-from sim2real_faces.images import (
+from sim2real_faces.faces.aus import aus_from_blendshapes
+from sim2real_faces.faces.columns import (
+    AU_COLUMNS,
+    BBOX_COLUMNS,
+    BLENDSHAPE_NAMES,
+    FEATURE_COLUMNS,
+    POSE_COLUMNS,
+)
+from sim2real_faces.faces.images import (
     DEFAULT_MAX_PIXELS,
     ImageReadError,
     frames_note,
-    read_image,
     read_image_frames,
 )
 from sim2real_faces.params import (
@@ -70,24 +78,7 @@ from sim2real_faces.params import (
     check_ranges,
 )
 
-__all__ = [
-    "AU_COLUMNS",
-    "AU_SCALE",
-    "AU_TABLE",
-    "BBOX_COLUMNS",
-    "BLENDSHAPE_COLUMNS",
-    "BLENDSHAPE_NAMES",
-    "FEATURE_COLUMNS",
-    "POSE_COLUMNS",
-    "Face",
-    "FaceAnalyzer",
-    "FaceParams",
-    "ImageReadError",
-    "analyze_files",
-    "aus_from_blendshapes",
-    "face_row",
-    "read_image",
-]
+__all__ = ["Face", "FaceAnalyzer", "FaceParams", "analyze_files", "face_row"]
 
 
 @dataclass(frozen=True)
@@ -126,77 +117,11 @@ class FaceParams:
             )
 
 
-# The 52 outputs of face_blendshapes.tflite, in the model's order.
-BLENDSHAPE_NAMES: tuple[str, ...] = (
-    "_neutral", "browDownLeft", "browDownRight", "browInnerUp", "browOuterUpLeft", "browOuterUpRight",
-    "cheekPuff", "cheekSquintLeft", "cheekSquintRight", "eyeBlinkLeft", "eyeBlinkRight", "eyeLookDownLeft",
-    "eyeLookDownRight", "eyeLookInLeft", "eyeLookInRight", "eyeLookOutLeft", "eyeLookOutRight",
-    "eyeLookUpLeft", "eyeLookUpRight", "eyeSquintLeft", "eyeSquintRight", "eyeWideLeft", "eyeWideRight",
-    "jawForward", "jawLeft", "jawOpen", "jawRight", "mouthClose", "mouthDimpleLeft", "mouthDimpleRight",
-    "mouthFrownLeft", "mouthFrownRight", "mouthFunnel", "mouthLeft", "mouthLowerDownLeft",
-    "mouthLowerDownRight", "mouthPressLeft", "mouthPressRight", "mouthPucker", "mouthRight",
-    "mouthRollLower", "mouthRollUpper", "mouthShrugLower", "mouthShrugUpper", "mouthSmileLeft",
-    "mouthSmileRight", "mouthStretchLeft", "mouthStretchRight", "mouthUpperUpLeft", "mouthUpperUpRight",
-    "noseSneerLeft", "noseSneerRight",
-)  # fmt: skip
-
-AU_SCALE = 5.0
-"""OpenFace's intensity scale: AU = AU_SCALE * clip(weighted blendshape sum, 0, 1)."""
-
-# The one mapping from MediaPipe's blendshapes (ARKit names, 0..1) to FACS action units.
-# AU = AU_SCALE * clip(sum(weight * blendshape), 0, 1). Left/right pairs are averaged (weights 0.5).
-# It is a linear rescale, not a calibration against FACS-coded intensities: use it for features that
-# move with the same muscles as OpenFace's AUs, not as FACS intensity levels A-E.
-# Measured on ../shared/data/real-dev (557 photos): cheekSquint and noseSneer never leave 0 in Google's
-# face_blendshapes model, so AU06 and AU09 are constant 0; AU05 and AU14 stay below 0.25 on 95% of photos.
-AU_TABLE: dict[str, tuple[str, dict[str, float]]] = {
-    "AU01": ("inner brow raiser", {"browInnerUp": 1.0}),
-    "AU02": ("outer brow raiser", {"browOuterUpLeft": 0.5, "browOuterUpRight": 0.5}),
-    "AU04": ("brow lowerer", {"browDownLeft": 0.5, "browDownRight": 0.5}),
-    "AU05": ("upper lid raiser", {"eyeWideLeft": 0.5, "eyeWideRight": 0.5}),
-    "AU06": ("cheek raiser", {"cheekSquintLeft": 0.5, "cheekSquintRight": 0.5}),
-    "AU07": ("lid tightener", {"eyeSquintLeft": 0.5, "eyeSquintRight": 0.5}),
-    "AU09": ("nose wrinkler", {"noseSneerLeft": 0.5, "noseSneerRight": 0.5}),
-    "AU10": ("upper lip raiser", {"mouthUpperUpLeft": 0.5, "mouthUpperUpRight": 0.5}),
-    "AU12": ("lip corner puller", {"mouthSmileLeft": 0.5, "mouthSmileRight": 0.5}),
-    "AU14": ("dimpler", {"mouthDimpleLeft": 0.5, "mouthDimpleRight": 0.5}),
-    "AU15": ("lip corner depressor", {"mouthFrownLeft": 0.5, "mouthFrownRight": 0.5}),
-    # mouthShrugLower pushes the lower lip up and out: the chin raiser's visible effect.
-    "AU17": ("chin raiser", {"mouthShrugLower": 1.0}),
-    "AU20": ("lip stretcher", {"mouthStretchLeft": 0.5, "mouthStretchRight": 0.5}),
-    # ARKit has no lip tightener; pressing the lips together (AU24, which co-occurs with AU23) is nearest.
-    "AU23": ("lip tightener", {"mouthPressLeft": 0.5, "mouthPressRight": 0.5}),
-    # Lips part when the jaw opens without the lips being held closed, or when the lower lip is pulled
-    # down (teeth showing in a grin or a snarl with the jaw nearly closed).
-    "AU25": (
-        "lips part",
-        {"jawOpen": 1.0, "mouthClose": -1.0, "mouthLowerDownLeft": 0.5, "mouthLowerDownRight": 0.5},
-    ),
-    "AU26": ("jaw drop", {"jawOpen": 1.0}),
-    "AU45": ("blink", {"eyeBlinkLeft": 0.5, "eyeBlinkRight": 0.5}),
-}
-
-AU_COLUMNS: list[str] = [f"{au}_r" for au in AU_TABLE]
-BLENDSHAPE_COLUMNS: list[str] = [f"bs_{name}" for name in BLENDSHAPE_NAMES]
-POSE_COLUMNS: list[str] = ["pose_Rx", "pose_Ry", "pose_Rz"]
-BBOX_COLUMNS: list[str] = ["bbox_x0", "bbox_y0", "bbox_x1", "bbox_y1"]
-FEATURE_COLUMNS: list[str] = ["confidence", *BBOX_COLUMNS, *POSE_COLUMNS, *AU_COLUMNS, *BLENDSHAPE_COLUMNS]
-"""Columns of :func:`face_row` besides ``face`` and ``success``, in order."""
-
 # Eye-corner landmarks of MediaPipe's 478-point mesh: subject's right eye (image left), then left eye.
 _RIGHT_EYE = (33, 133)
 _LEFT_EYE = (362, 263)
 # MediaPipe (OpenGL: y up, z towards the viewer) -> OpenCV/OpenFace camera frame (y down, z forward).
 _GL_TO_CV = np.diag([1.0, -1.0, -1.0])
-
-
-def aus_from_blendshapes(blendshapes: dict[str, float]) -> dict[str, float]:
-    """Action-unit intensities {"AU01_r": ..} on 0-5 from blendshape scores, through :data:`AU_TABLE`."""
-    aus = {}
-    for au, (_, weights) in AU_TABLE.items():
-        value = sum(weight * blendshapes[name] for name, weight in weights.items())
-        aus[f"{au}_r"] = AU_SCALE * min(max(value, 0.0), 1.0)
-    return aus
 
 
 @dataclass(frozen=True)

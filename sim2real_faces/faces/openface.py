@@ -1,4 +1,4 @@
-"""OpenFace 2.x as the ``openface`` backend of stage ``extract``: run it, parse its CSVs.
+"""OpenFace 2.x as the ``openface`` backend (:mod:`sim2real_faces.faces.backend`): run it, parse its CSVs.
 
 The study ran ``FaceLandmarkImg -fdir <class dir> -out_dir <out>`` (one CSV per image, one row per
 face). Here OpenFace runs either from a local build (``extract.openface.runner: binary`` with
@@ -12,7 +12,7 @@ for independent images.
 Parsing: OpenFace writes ``", "`` separated headers (``frame, timestamp, confidence, ...``) and
 plain ``","`` data rows; :func:`read_openface_csv` strips the leading spaces and checks the values.
 :func:`openface_table` maps the CSVs back to the input images and returns the same table as the
-embedded backend (``sim2real_faces.faces.analyze_files``): ``file``, ``face``, ``status``
+embedded backend (:func:`sim2real_faces.faces.analysis.analyze_files`): ``file``, ``face``, ``status``
 (``ok`` / ``no_face`` / ``unreadable``), ``reason``, ``confidence``, ``success``, ``pose_R*``,
 ``AU*_r``, the bounding box of the 68 landmarks, and ``aligned`` (OpenFace's similarity-aligned face
 image when ``simalign`` is among the outputs).
@@ -36,6 +36,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from sim2real_faces.errors import ProjectError
+from sim2real_faces.faces.columns import POSE_COLUMNS
 from sim2real_faces.params import Count, PositiveInt
 
 Program = Literal["FaceLandmarkImg", "FeatureExtraction"]
@@ -48,7 +49,6 @@ DEFAULT_IMAGE_BIN_DIR = "/home/openface-build/build/bin"
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")  # what OpenFace's ImageCapture reads from -fdir
 CONTAINER_IN = "/data/in"
 CONTAINER_OUT = "/data/out"
-BBOX_COLUMNS = ("bbox_x0", "bbox_y0", "bbox_x1", "bbox_y1")
 _AU_R = re.compile(r"^AU\d\d_r$")
 _LAST_INT = re.compile(r"(\d+)$")
 
@@ -313,7 +313,7 @@ def normalise_rows(raw: pd.DataFrame, source: Path) -> pd.DataFrame:
         out["face"] = 0
     out["confidence"] = raw["confidence"].astype(float)
     out["success"] = raw["success"].astype(int)
-    for column in ("pose_Rx", "pose_Ry", "pose_Rz"):
+    for column in POSE_COLUMNS:
         if column in raw.columns:
             out[column] = raw[column].astype(float)
     for column in [c for c in raw.columns if _AU_R.match(c)]:

@@ -1,0 +1,98 @@
+"""Every column name of the face tables, and which of them a model reads (params section ``features``).
+
+Both backends name their columns as OpenFace does (``AU01_r``, ``pose_Rx``) plus ``bs_<name>`` for
+MediaPipe's blendshapes, so the tables of both backends and of both domains share these lists.
+
+The study fed its MLP exactly OpenFace's 17 action-unit intensities (``AU01_r`` .. ``AU45_r``, feature
+group ``au``). MediaPipe's 52 blendshapes (``blendshapes``) and the head pose (``pose``) are options.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Literal
+
+from sim2real_faces.errors import ProjectError
+from sim2real_faces.faces.aus import AU_TABLE
+
+# The 52 outputs of face_blendshapes.tflite, in the model's order.
+BLENDSHAPE_NAMES: tuple[str, ...] = (
+    "_neutral", "browDownLeft", "browDownRight", "browInnerUp", "browOuterUpLeft", "browOuterUpRight",
+    "cheekPuff", "cheekSquintLeft", "cheekSquintRight", "eyeBlinkLeft", "eyeBlinkRight", "eyeLookDownLeft",
+    "eyeLookDownRight", "eyeLookInLeft", "eyeLookInRight", "eyeLookOutLeft", "eyeLookOutRight",
+    "eyeLookUpLeft", "eyeLookUpRight", "eyeSquintLeft", "eyeSquintRight", "eyeWideLeft", "eyeWideRight",
+    "jawForward", "jawLeft", "jawOpen", "jawRight", "mouthClose", "mouthDimpleLeft", "mouthDimpleRight",
+    "mouthFrownLeft", "mouthFrownRight", "mouthFunnel", "mouthLeft", "mouthLowerDownLeft",
+    "mouthLowerDownRight", "mouthPressLeft", "mouthPressRight", "mouthPucker", "mouthRight",
+    "mouthRollLower", "mouthRollUpper", "mouthShrugLower", "mouthShrugUpper", "mouthSmileLeft",
+    "mouthSmileRight", "mouthStretchLeft", "mouthStretchRight", "mouthUpperUpLeft", "mouthUpperUpRight",
+    "noseSneerLeft", "noseSneerRight",
+)  # fmt: skip
+
+AU_COLUMNS: list[str] = [f"{au}_r" for au in AU_TABLE]
+"""OpenFace's 17 action-unit intensity columns, in its order (the keys of :data:`.aus.AU_TABLE`)."""
+BLENDSHAPE_COLUMNS: list[str] = [f"bs_{name}" for name in BLENDSHAPE_NAMES]
+POSE_COLUMNS: list[str] = ["pose_Rx", "pose_Ry", "pose_Rz"]
+"""OpenFace's head rotation in radians (pitch, yaw, roll)."""
+BBOX_COLUMNS: list[str] = ["bbox_x0", "bbox_y0", "bbox_x1", "bbox_y1"]
+FEATURE_COLUMNS: list[str] = ["confidence", *BBOX_COLUMNS, *POSE_COLUMNS, *AU_COLUMNS, *BLENDSHAPE_COLUMNS]
+"""Columns of :func:`.analysis.face_row` besides ``face`` and ``success``, in order."""
+
+FeatureGroup = Literal["au", "blendshapes", "pose"]
+GROUPS: tuple[str, ...] = ("au", "blendshapes", "pose")
+
+STUDY_AU_COLUMNS: tuple[str, ...] = tuple(AU_COLUMNS)
+"""The study's features (group ``au``): OpenFace's AU intensity columns, in its order."""
+
+
+class FeatureError(ProjectError, ValueError):
+    """A feature group is unknown, repeated, or its columns are missing from a table."""
+
+
+@dataclass(frozen=True)
+class FeatureParams:
+    """Params section ``features``: the column groups every feature-based model reads, in order."""
+
+    groups: list[FeatureGroup] = field(default_factory=lambda: ["au"])
+
+
+def feature_columns(groups: Iterable[str]) -> list[str]:
+    """The feature column names for ``groups`` (e.g. ``["au"]`` -> the study's 17 AU intensities).
+
+    Groups keep the given order; an unknown or repeated group raises :class:`FeatureError`.
+    """
+    groups = list(groups)
+    if not groups:
+        raise FeatureError(f"features.groups is empty; choose one or more of {list(GROUPS)}.")
+    unknown = [g for g in groups if g not in GROUPS]
+    if unknown:
+        raise FeatureError(
+            f"unknown feature group(s) {unknown} in features.groups; choose from {list(GROUPS)}."
+        )
+    repeated = sorted({g for g in groups if groups.count(g) > 1})
+    if repeated:
+        raise FeatureError(f"feature group(s) {repeated} repeated in features.groups {groups}.")
+    columns: list[str] = []
+    for group in groups:
+        if group == "au":
+            columns.extend(STUDY_AU_COLUMNS)
+        elif group == "blendshapes":
+            columns.extend(BLENDSHAPE_COLUMNS)
+        else:
+            columns.extend(POSE_COLUMNS)
+    return columns
+
+
+def require_columns(available: Iterable[str], groups: Iterable[str], where: str) -> list[str]:
+    """``feature_columns(groups)``, checking that a table (named by ``where``) has every one of them."""
+    columns = feature_columns(groups)
+    present = set(available)
+    missing = [c for c in columns if c not in present]
+    if missing:
+        raise FeatureError(
+            f"{where} lacks {len(missing)} feature column(s) of features.groups={list(groups)}: "
+            f"{missing[:5]}{' ...' if len(missing) > 5 else ''}. The OpenFace backend gives no blendshapes "
+            "(use extract.backend=embedded for them); otherwise rerun `dvc repro extract`."
+        )
+    return columns
