@@ -118,8 +118,8 @@ def _what_to_put(photo_dir: Path) -> str:
 def _skip_fix(label: str) -> str:
     """A command that really maps ``label`` to skip (Hydra needs ``++`` to add a key)."""
     if _OVERRIDE_KEY.fullmatch(label):
-        return f"dvc exp run -S '++real.class_map.{label}={SKIP}' (or add it to conf/real/default.yaml)"
-    return f"add {label!r}: {SKIP} under class_map in conf/real/default.yaml, then `make params`"
+        return f"dvc exp run -S '++real.class_map.{label}={SKIP}' (or add it to conf/real.yaml)"
+    return f"add {label!r}: {SKIP} under class_map in conf/real.yaml, then `make params`"
 
 
 @dataclass(frozen=True)

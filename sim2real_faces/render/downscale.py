@@ -39,7 +39,7 @@ class ContactSheetParams:
 
 @dataclass(frozen=True)
 class DownscaleParams:
-    """Params section ``downscale`` (conf/downscale/*.yaml)."""
+    """Params section ``downscale`` (conf/downscale.yaml)."""
 
     width: int = 820
     height: int = 571
