@@ -18,6 +18,7 @@ from sklearn.metrics import confusion_matrix, f1_score, recall_score
 
 from sim2real_faces import CLASSES
 from sim2real_faces.params import ConfidenceLevel, Count, NonNegativeInt
+from sim2real_faces.seeds import group_seed
 
 EPSILON = 1e-7  # Keras clips probabilities to [eps, 1 - eps] in its cross-entropy
 
@@ -107,7 +108,7 @@ def evaluate_predictions(
                 classes,
                 n_resamples,
                 level,
-                seed + index + 1,
+                group_seed(seed, index),
                 full=False,
             )
             for index, name in enumerate(sorted(set(groups)))

@@ -26,10 +26,10 @@ import pandas as pd
 from sim2real_faces import CLASSES
 from sim2real_faces.errors import ProjectError
 from sim2real_faces.evaluation import EvaluateParams, evaluate_predictions, predicted_labels
-from sim2real_faces.models import PIPELINE_MODELS
+from sim2real_faces.model_names import PIPELINE_MODELS
 from sim2real_faces.params import load_params, load_section
 from sim2real_faces.paths import DATA, METRICS, MODELS, PLOTS, REAL_FEATURES
-from sim2real_faces.training import sub_seed
+from sim2real_faces.seeds import derive_seed, evaluate_key
 
 DOMAINS = ("synthetic", "real")
 EVAL_METRICS = METRICS / "eval"
@@ -44,7 +44,7 @@ class EvaluateInputError(ProjectError, ValueError):
 def load_domain(domain: str) -> tuple[pd.DataFrame, str, Path]:
     """(rows to evaluate, their id column, source file) for ``domain``."""
     if domain == "synthetic":
-        from stages.train import load_parts
+        from sim2real_faces.parts import load_parts
 
         frame = load_parts()
         frame = frame[frame["part"] == "test"].reset_index(drop=True)
@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> None:
         reason,
         n_resamples=eval_params.bootstrap,
         level=eval_params.ci_level,
-        seed=sub_seed(int(params["seed"]), f"evaluate.{args.model}.{args.domain}"),
+        seed=derive_seed(int(params["seed"]), evaluate_key(args.model, args.domain)),
         groups=groups,
     )
     metrics = {"model": args.model, "domain": args.domain, "source": str(source), **metrics}

@@ -13,7 +13,8 @@ import pandas as pd
 from sim2real_faces import io as atomic
 from sim2real_faces.params import load_params, load_section
 from sim2real_faces.paths import FILTERED, METRICS, SPLIT
-from sim2real_faces.training import SplitError, SplitParams, split_summary, split_table, sub_seed
+from sim2real_faces.seeds import SPLIT_KEY, derive_seed
+from sim2real_faces.training.split import SplitError, SplitParams, split_summary, split_table
 
 SPLIT_METRICS = METRICS / "split.json"
 
@@ -24,7 +25,9 @@ def main() -> None:
     if not FILTERED.is_file():
         raise SplitError(f"{FILTERED} not found: run `dvc repro filter` first.")
     table = pd.read_csv(FILTERED)
-    split = split_table(table, split_params, sub_seed(int(params["seed"]), "split"), source=str(FILTERED))
+    split = split_table(
+        table, split_params, derive_seed(int(params["seed"]), SPLIT_KEY), source=str(FILTERED)
+    )
     summary = {"mode": split_params.mode, **split_summary(split)}
     atomic.write_csv(SPLIT, split)
     atomic.write_json(SPLIT_METRICS, summary)

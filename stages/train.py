@@ -24,44 +24,21 @@ import cv2
 import pandas as pd
 
 from sim2real_faces import CLASSES
-from sim2real_faces.errors import ProjectError
-from sim2real_faces.models import PIPELINE_MODELS, file_sha256, imagenet_weights_file, keras_cache_dir
+from sim2real_faces.model_names import PIPELINE_MODELS
+from sim2real_faces.models import file_sha256, imagenet_weights_file, keras_cache_dir
 from sim2real_faces.params import load_params, load_section
+from sim2real_faces.parts import TrainInputError, load_parts
 from sim2real_faces.paths import FILTERED, METRICS, MODELS, SPLIT
-from sim2real_faces.training import (
-    CnnParams,
-    FusionParams,
-    MlpParams,
-    SplitError,
-    augmentation_sheet,
-    sub_seed,
-)
+from sim2real_faces.seeds import derive_seed, train_key
+from sim2real_faces.training.augment import augmentation_sheet
+from sim2real_faces.training.cnn import CnnParams
+from sim2real_faces.training.fusion import FusionParams
+from sim2real_faces.training.mlp import MlpParams
+from sim2real_faces.training.split import SplitError
 
 DVCLIVE = Path("dvclive")
 AUGMENT_SHEET = "augmented_crops.png"  # in dvclive/<cnn>/plots/: synthetic training crops after augmentation
 TRAIN_METRICS = METRICS / "train"
-
-
-class TrainInputError(ProjectError, ValueError):
-    """The split or the filtered table is missing or inconsistent."""
-
-
-def load_parts() -> pd.DataFrame:
-    """The split joined with the filtered table (one row per split row, every column of both)."""
-    for path, stage in ((SPLIT, "split"), (FILTERED, "filter")):
-        if not path.is_file():
-            raise TrainInputError(f"{path} not found: run `dvc repro {stage}` first.")
-    split = pd.read_csv(SPLIT)
-    table = pd.read_csv(FILTERED)
-    table = table.drop(columns=[c for c in ("identity", "class", "part") if c in table])
-    frame = split.merge(table, on="file", how="left", validate="one_to_one", indicator=True)
-    lost = frame.loc[frame["_merge"] != "both", "file"]
-    if len(lost):
-        raise TrainInputError(
-            f"{len(lost)} file(s) of {SPLIT} are not in {FILTERED} (e.g. {lost.iloc[0]}): "
-            "rerun `dvc repro split`."
-        )
-    return frame.drop(columns="_merge")
 
 
 def weights_record(model: str, weights: str | None, input_size: int) -> dict[str, Any]:
@@ -90,10 +67,11 @@ def main(argv: list[str] | None = None) -> None:
     from dvclive import Live
 
     from sim2real_faces.models import load_crops, save_model
-    from sim2real_faces.training import train_cnn, train_mlp
+    from sim2real_faces.training.cnn import train_cnn
+    from sim2real_faces.training.mlp import train_mlp
 
     params = load_params()
-    seed = sub_seed(int(params["seed"]), f"train.{model_name}")
+    seed = derive_seed(int(params["seed"]), train_key(model_name))
     frame = load_parts()
     train = frame[frame["part"] == "train"].reset_index(drop=True)
     val = frame[frame["part"] == "val"].reset_index(drop=True)
@@ -178,7 +156,7 @@ def train_fusion(val: pd.DataFrame, params: FusionParams, live: Any) -> dict[str
     Returns the train metrics (weights, validation loss/accuracy of the fusion and of each input).
     """
     from sim2real_faces.models import INFO_FILE, Predictor
-    from sim2real_faces.training import fit_fusion
+    from sim2real_faces.training.fusion import fit_fusion
 
     outputs = []
     for name in params.models:

@@ -20,6 +20,7 @@ from sim2real_faces import CLASSES
 from sim2real_faces.compose import composed_section
 from sim2real_faces.io import MARKER, write_marker
 from sim2real_faces.params import from_dict
+from sim2real_faces.seeds import derive_seed
 from sim2real_faces.training import (
     AugmentParams,
     CnnParams,
@@ -31,7 +32,6 @@ from sim2real_faces.training import (
     SplitParams,
     split_summary,
     split_table,
-    sub_seed,
 )
 
 REPO = Path(__file__).resolve().parents[1]
@@ -63,9 +63,9 @@ IDENTITY = SplitParams(mode="identity", fractions=Fractions(0.6, 0.2, 0.2), bala
 # ---------------------------------------------------------------------------------------------- split
 
 
-def test_sub_seed_is_stable_and_distinct():
-    assert sub_seed(42, "split") == sub_seed(42, "split")
-    assert len({sub_seed(42, "split"), sub_seed(42, "train.mlp"), sub_seed(43, "split")}) == 3
+def test_derived_seeds_are_stable_and_distinct():
+    assert derive_seed(42, "split") == derive_seed(42, "split")
+    assert len({derive_seed(42, "split"), derive_seed(42, "train.mlp"), derive_seed(43, "split")}) == 3
 
 
 def test_identity_split_is_disjoint_complete_and_deterministic():

@@ -16,10 +16,12 @@ from typing import Any, Literal
 
 import numpy as np
 
+from sim2real_faces.allocation import largest_remainder
 from sim2real_faces.humans import formats, textures
 from sim2real_faces.humans.errors import HumanParamsError
 from sim2real_faces.humans.textures import TextureParams, TextureSpec
 from sim2real_faces.params import conf_default
+from sim2real_faces.seeds import HUMANS_WORD, TEXTURES_WORD, mixed_sequence
 
 ETHNICITIES = ("african", "asian", "caucasian")
 GENDERS = ("female", "male")
@@ -622,11 +624,7 @@ def _allocate(shares: dict[str, float], count: int) -> list[str]:
     """Largest-remainder allocation of ``count`` slots to groups by share (deterministic)."""
     keys = [k for k in shares if shares[k] > 0]
     total = sum(shares[k] for k in keys)
-    exact = {k: shares[k] / total * count for k in keys}
-    base = {k: math.floor(v) for k, v in exact.items()}
-    left = count - sum(base.values())
-    for k in sorted(keys, key=lambda k: (-(exact[k] - base[k]), keys.index(k)))[:left]:
-        base[k] += 1
+    base = largest_remainder({k: shares[k] / total for k in keys}, count)
     return [k for k in keys for _ in range(base[k])]
 
 
@@ -646,7 +644,7 @@ def sample_identities(params: HumanParams, seed: int) -> list[IdentitySpec]:
             for s in study6_identities()
         ]
         return _with_textures(params, six, seed)
-    root = np.random.SeedSequence([seed, 0x4D48])  # 'MH': keep this stream apart from other users of seed
+    root = mixed_sequence(seed, HUMANS_WORD)  # keep this stream apart from other users of seed
     rng = np.random.default_rng(root.spawn(1)[0])
     groups = _allocate(params.ethnicity_mix, params.count)
     rng.shuffle(groups)
@@ -693,7 +691,7 @@ def _with_textures(params: HumanParams, specs: list[IdentitySpec], seed: int) ->
         return specs
     result = []
     for i, spec in enumerate(specs):
-        rng = np.random.default_rng(np.random.SeedSequence([seed, 0x4D48, 0x5458, i]))
+        rng = np.random.default_rng(mixed_sequence(seed, HUMANS_WORD, TEXTURES_WORD, i))
         chosen = textures.choose_textures(
             tex, spec.ethnicity, spec.gender_label, spec.age_years, spec.hair_style, rng
         )
