@@ -23,7 +23,8 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sim2real_faces.models import CNN_NAMES, MODEL_FILE, MODEL_NAMES
+from sim2real_faces.model_names import CNN_NAMES, MODEL_NAMES
+from sim2real_faces.models import MODEL_FILE
 
 
 def _percentiles(times: list[float]) -> tuple[float, float]:

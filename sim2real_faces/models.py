@@ -36,10 +36,6 @@ import numpy as np
 from sim2real_faces import CLASSES
 from sim2real_faces.errors import ProjectError
 
-MODEL_NAMES: tuple[str, ...] = ("mlp", "mobilenetv2", "vgg16")
-# The train/evaluate matrix: the single models plus their fusion (no network of its own).
-PIPELINE_MODELS: tuple[str, ...] = (*MODEL_NAMES, "fusion")
-CNN_NAMES: tuple[str, ...] = ("mobilenetv2", "vgg16")
 MODEL_FILE = "model.keras"
 INFO_FILE = "model.json"
 
@@ -455,6 +451,40 @@ class Predictor:
             raise TypeError("a fusion predicts face tables (predict_frame), not arrays.")
         proba = self.model.predict(np.asarray(inputs, dtype="float32"), batch_size=self.batch_size, verbose=0)
         return np.asarray(proba, dtype=np.float64)
+
+    def predict_components(self, inputs: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """A fusion's predictions for N faces given as arrays, one per input model (``components`` order).
+
+        Each array holds that model's inputs for the same N faces: feature rows (N, F) for an MLP,
+        uint8 crops at its input size for a CNN. As in :meth:`predict_frame`, an MLP row with a
+        non-finite feature has no prediction of the MLP (reason ``no_features``) and the fusion uses
+        the other model alone. Returns (probabilities (N, C), reason (N,), inputs used (N,):
+        ``all``, ``<model>_only`` or ``none``), also kept in :attr:`last_inputs`.
+        """
+        if self.kind != "fusion":
+            raise TypeError(f"{self.directory} is a {self.kind}, not a fusion: use predict_arrays.")
+        from sim2real_faces.evaluation import fuse_predictions
+
+        probas, reasons = [], []
+        for component, values in zip(self.components, inputs, strict=True):
+            values = np.asarray(values)
+            reason = np.full(len(values), REASON_OK, dtype=object)
+            if component.kind == "mlp":
+                reason[~np.isfinite(values.astype("float64")).all(axis=1)] = "no_features"
+            rows = np.flatnonzero(reason == REASON_OK)
+            proba = np.full((len(values), len(component.classes)), np.nan)
+            proba[rows] = component.predict_arrays(values[rows])
+            probas.append(proba)
+            reasons.append(reason.astype(str))
+        proba, reason, used = fuse_predictions(
+            list(self.info["components"]),
+            probas,
+            reasons,
+            list(self.info["weights"]),
+            str(self.info["method"]),
+        )
+        self.last_inputs = used
+        return proba, reason, used
 
     def predict_frame(
         self, frame, root: Path = Path("."), where: str = "table"

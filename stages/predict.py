@@ -1,4 +1,4 @@
-"""Inference: ``python -m stages.predict PATH... [--model mlp|mobilenetv2|vgg16] [--out file.csv]``.
+"""Inference: ``python -m stages.predict PATH... [--model mlp|mobilenetv2|vgg16|fusion] [--out file.csv]``.
 
 Finds every face in the given images (folders are searched recursively) with the same face analysis
 as the pipeline (params section ``face``), and prints or writes one CSV row per face with the class
@@ -13,9 +13,16 @@ probabilities of a trained model from ``models/<model>/``. Nothing given is left
 - a file with several frames (animated GIF, multi-page TIFF) is read at its first frame, and its
   ``note`` says so.
 
+``--model fusion`` runs both models of ``models/fusion/`` on every face (the MLP on its face
+features, the CNN on its crop) and combines their probabilities with the fitted weight, as the
+evaluation does; a face one model cannot predict (e.g. non-finite face features) gets the other
+model's probabilities alone. Its column ``fusion_inputs`` says which were used (``all``,
+``<model>_only``, ``none``) and stderr counts the faces that did not use both.
+
 A path that does not exist, an ``--out`` that is a folder or cannot be written, and a missing or
 damaged model stop the command before the analysis, with a message and exit status 2. ``--out`` is
-written in one step at the end (a temporary sibling renamed into place).
+written in one step at the end (a temporary sibling renamed into place). Parsing the arguments
+loads no TensorFlow (``--help`` is instant); the model is loaded once the inputs are checked.
 """
 
 from __future__ import annotations
@@ -30,7 +37,7 @@ import numpy as np
 import pandas as pd
 
 from sim2real_faces.errors import ProjectError
-from sim2real_faces.models import MODEL_NAMES
+from sim2real_faces.model_names import FUSION, PIPELINE_MODELS
 from sim2real_faces.paths import MODELS
 
 COLUMNS = ["file", "face", "status", "reason", "note", "confidence", "x0", "y0", "x1", "y1"]
@@ -119,8 +126,10 @@ def predict_images(
 
     items = [item if isinstance(item, Input) else Input(Path(item)) for item in images]
     predictor = Predictor(model_dir)
+    # The models that see the faces: the model itself, or both inputs of a fusion (each its own input).
+    members = predictor.components if predictor.kind == FUSION else [predictor]
     rows: list[dict] = []
-    inputs: list[np.ndarray] = []
+    inputs: list[list[np.ndarray]] = [[] for _ in members]
     with FaceAnalyzer(face_params) as analyzer:
         for item in tqdm(items, desc="predict", unit="img", disable=not progress):
             path = item.path
@@ -144,10 +153,11 @@ def predict_images(
                 continue
             for index, face in enumerate(faces):
                 row = face_row(face, index)
-                if predictor.kind == "mlp":
-                    inputs.append(np.array([row[c] for c in predictor.features], dtype="float32"))
-                else:
-                    inputs.append(resize_crop(face.crop, predictor.input_size))
+                for member, member_inputs in zip(members, inputs, strict=True):
+                    if member.kind == "mlp":
+                        member_inputs.append(np.array([row[c] for c in member.features], dtype="float32"))
+                    else:
+                        member_inputs.append(resize_crop(face.crop, member.input_size))
                 x0, y0, x1, y1 = face.bbox
                 rows.append(
                     {
@@ -166,15 +176,40 @@ def predict_images(
     table = pd.DataFrame(rows, columns=COLUMNS)
     table[["reason", "note"]] = table[["reason", "note"]].fillna("")
     ok = (table["status"] == "ok").to_numpy()
+    predicted = ok.copy()  # rows with probabilities
     proba = np.full((len(table), len(predictor.classes)), np.nan)
-    if inputs:
-        proba[ok] = predictor.predict_arrays(np.stack(inputs))
+    used = np.full(len(table), "", dtype=object)
+    if predictor.kind == FUSION:
+        if inputs[0]:
+            fused, reason, used[ok] = predictor.predict_components([np.stack(values) for values in inputs])
+            proba[ok] = fused
+            predicted[ok] = reason == ""
+            table.loc[ok, "reason"] = reason
+        for kind in sorted(set(used[ok]) - {"all"}):
+            n_faces = int((used == kind).sum())
+            if kind == "none":
+                print(
+                    f"fusion: {n_faces} face(s) without a prediction: neither model had an input",
+                    file=sys.stderr,
+                )
+            else:
+                model = kind.removesuffix("_only")
+                print(
+                    f"fusion: {n_faces} face(s) predicted by {model} alone: the other had no input",
+                    file=sys.stderr,
+                )
+    elif inputs[0]:
+        proba[ok] = predictor.predict_arrays(np.stack(inputs[0]))
     table["predicted"] = pd.Series(
-        np.where(ok, np.asarray(predictor.classes, dtype=object)[np.nan_to_num(proba).argmax(axis=1)], ""),
+        np.where(
+            predicted, np.asarray(predictor.classes, dtype=object)[np.nan_to_num(proba).argmax(axis=1)], ""
+        ),
         dtype=object,
     )
     for index, cls in enumerate(predictor.classes):
         table[f"p_{cls}"] = proba[:, index].round(4)
+    if predictor.kind == FUSION:
+        table["fusion_inputs"] = pd.Series(used, dtype=object)
     return table
 
 
@@ -182,7 +217,9 @@ def main(argv: list[str] | None = None) -> int:
     """Parse the arguments, check every input and the output, then analyse and predict."""
     parser = argparse.ArgumentParser(prog="python -m stages.predict", description=__doc__.splitlines()[0])
     parser.add_argument("paths", nargs="+", metavar="PATH", help="image files or folders")
-    parser.add_argument("--model", choices=MODEL_NAMES, default="mlp", help="trained model (default: mlp)")
+    parser.add_argument(
+        "--model", choices=PIPELINE_MODELS, default="mlp", help="trained model (default: mlp)"
+    )
     parser.add_argument(
         "--models-dir", type=Path, default=MODELS, help="folder holding <model>/ (default: models)"
     )

@@ -19,6 +19,7 @@ import yaml
 from sim2real_faces import CLASSES
 from sim2real_faces.compose import composed_section
 from sim2real_faces.io import MARKER, write_marker
+from sim2real_faces.model_names import CNN_NAMES
 from sim2real_faces.params import from_dict
 from sim2real_faces.seeds import derive_seed
 from sim2real_faces.training import (
@@ -212,7 +213,7 @@ def test_loss_and_activation_pairing():
 
 @pytest.fixture(scope="module")
 def cnns():
-    return {name: models.build_cnn(name, 32, weights=None) for name in models.CNN_NAMES}
+    return {name: models.build_cnn(name, 32, weights=None) for name in CNN_NAMES}
 
 
 @pytest.mark.parametrize(("name", "n_layers", "unfreeze"), [("mobilenetv2", 154, 54), ("vgg16", 19, 4)])

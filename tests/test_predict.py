@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +17,8 @@ import yaml
 from sim2real_faces import CLASSES
 
 REPO = Path(__file__).resolve().parents[1]
+FUSION_COMPONENTS = ("mlp", "mobilenetv2")
+FUSION_WEIGHTS = (0.3, 0.7)
 
 
 @pytest.fixture(scope="module")
@@ -38,6 +43,20 @@ def workdir(tmp_path_factory, real_dev):
         cnn.model,
         root / "models" / "mobilenetv2",
         {"model": "mobilenetv2", "input_size": 32, "weights": None},
+    )
+    fusion = root / "models" / "fusion"  # as the train stage writes it: copies of both models + weights
+    for name in FUSION_COMPONENTS:
+        shutil.copytree(root / "models" / name, fusion / name)
+    (fusion / "model.json").write_text(
+        json.dumps(
+            {
+                "model": "fusion",
+                "components": list(FUSION_COMPONENTS),
+                "method": "product",
+                "weights": list(FUSION_WEIGHTS),
+                "classes": list(CLASSES),
+            }
+        )
     )
 
     manifest = pd.read_csv(real_dev / "manifest.csv")
@@ -141,3 +160,98 @@ def test_predict_checks_out_before_the_work(workdir, monkeypatch, capsys, tmp_pa
         locked.chmod(0o500)
         assert call(main, ["photos", "--out", str(locked / "p.csv")]) == 2
         assert "not writable" in capsys.readouterr().err
+
+
+def test_parsing_the_arguments_loads_no_tensorflow():
+    """``--help`` (and every argument check) runs without importing TensorFlow or Keras."""
+    code = (
+        "import sys\n"
+        "from stages.predict import main\n"
+        "try:\n"
+        "    main(['--help'])\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "print(sorted(m for m in ('tensorflow', 'keras') if m in sys.modules))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "--model {mlp,mobilenetv2,vgg16,fusion}" in result.stdout
+    assert result.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_predict_fusion_combines_both_models_as_the_evaluation_does(workdir, monkeypatch, capsys):
+    from sim2real_faces.evaluation import combine_probabilities
+    from stages.predict import main
+
+    monkeypatch.chdir(workdir)
+    tables = {}
+    for model in (*FUSION_COMPONENTS, "fusion"):
+        out = workdir / f"fused_{model}.csv"
+        assert main(["photos", "blank.png", "--model", model, "--out", str(out)]) == 0
+        tables[model] = pd.read_csv(out, keep_default_na=False)
+    capsys.readouterr()
+    fused = tables["fusion"]
+    assert list(fused.columns[: len(tables["mlp"].columns)]) == list(tables["mlp"].columns)
+    faces = fused["status"] == "ok"
+    assert faces.sum() >= 2 and set(fused.loc[faces, "fusion_inputs"]) == {"all"}
+    assert list(fused.loc[~faces, "fusion_inputs"]) == [""] and list(fused.loc[~faces, "predicted"]) == [""]
+    columns = [f"p_{c}" for c in CLASSES]
+    parts = [tables[m].loc[faces, columns].to_numpy(float) for m in FUSION_COMPONENTS]
+    expected = combine_probabilities(parts, FUSION_WEIGHTS, "product")  # from the 4-decimal inputs
+    np.testing.assert_allclose(fused.loc[faces, columns].to_numpy(float), expected, atol=2e-3)
+
+
+def test_predict_fusion_without_face_features_uses_the_cnn_alone(workdir, monkeypatch, capsys):
+    """A face whose features are not finite gets MobileNetV2's probabilities, counted on stderr."""
+    import sim2real_faces.faces as faces
+    from stages.predict import main
+
+    original = faces.face_row
+
+    def no_features(face, index=0):
+        row = original(face, index)
+        return {k: (np.nan if k.startswith("AU") else v) for k, v in row.items()}
+
+    monkeypatch.chdir(workdir)
+    photo = str(sorted(Path("photos").iterdir())[0])
+    assert main([photo, "--model", "mobilenetv2", "--out", "cnn_only.csv"]) == 0
+    monkeypatch.setattr(faces, "face_row", no_features)
+    assert main([photo, "--model", "fusion", "--out", "fused_nan.csv"]) == 0
+    err = capsys.readouterr().err
+    fused = pd.read_csv("fused_nan.csv", keep_default_na=False)
+    cnn = pd.read_csv("cnn_only.csv", keep_default_na=False)
+    assert list(fused["fusion_inputs"]) == ["mobilenetv2_only"] and list(fused["reason"]) == [""]
+    assert "fusion: 1 face(s) predicted by mobilenetv2 alone" in err
+    columns = [f"p_{c}" for c in CLASSES]
+    np.testing.assert_allclose(fused[columns].to_numpy(float), cnn[columns].to_numpy(float), atol=1e-4)
+    assert list(fused["predicted"]) == list(cnn["predicted"])
+
+
+def test_fusion_predictor_on_arrays_matches_its_models(workdir):
+    """Predictor.predict_components: the fitted weights on both models' own predictions, row by row."""
+    from sim2real_faces.evaluation import combine_probabilities
+    from sim2real_faces.models import Predictor
+
+    fusion = Predictor(workdir / "models" / "fusion")
+    mlp, cnn = fusion.components
+    rng = np.random.default_rng(3)
+    features = rng.uniform(0, 5, (4, len(mlp.features)))
+    features[2, 0] = np.nan
+    crops = rng.integers(0, 256, (4, 32, 32, 3), dtype=np.uint8)
+    proba, reason, used = fusion.predict_components([features, crops])
+    assert list(reason) == [""] * 4 and list(used) == ["all", "all", "mobilenetv2_only", "all"]
+    both = [0, 1, 3]
+    expected = combine_probabilities(
+        [mlp.predict_arrays(features[both]), cnn.predict_arrays(crops[both])], FUSION_WEIGHTS, "product"
+    )
+    np.testing.assert_allclose(proba[both], expected, atol=1e-6)
+    np.testing.assert_allclose(proba[2], cnn.predict_arrays(crops[2:3])[0], atol=1e-6)
+    with pytest.raises(TypeError, match="not a fusion"):
+        mlp.predict_components([features])
