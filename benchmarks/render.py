@@ -33,7 +33,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from sim2real_faces.makehuman import ExpressionParams, HumanParams, sample_identities
 from sim2real_faces.params import load_params, load_section
 from sim2real_faces.render import dataset
-from sim2real_faces.render.dataset import GenerateParams, WorkerConfig, plan_jobs, render_jobs, worker_threads
+from sim2real_faces.render.dataset import GenerateParams, WorkerConfig, render_jobs, worker_threads
+from sim2real_faces.render.plan import plan_jobs, png_options
 
 PHASES = ("sample", "pose", "shadow", "raster_head", "raster_background", "readback", "post", "png")
 
@@ -65,7 +66,7 @@ def timed_job(job) -> dict[str, float]:
     image = scene.render(human, weights, sample)
     t3 = time.perf_counter()
     path = Path(config.image_dir) / job.file
-    if not cv2.imwrite(str(path), image[:, :, ::-1], dataset.png_options(config.png_compression)):
+    if not cv2.imwrite(str(path), image[:, :, ::-1], png_options(config.png_compression)):
         raise OSError(f"could not write {path}")
     t4 = time.perf_counter()
     times = dict(scene.renderer.timings)

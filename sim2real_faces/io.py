@@ -14,6 +14,9 @@ as they were; leftovers of a killed run (``.<name>.tmp-*``) are removed by the n
 
 Reading what such a stage wrote: :func:`read_renders_metadata` (a renders folder's ``metadata.csv``,
 checked against its ``images/``) and :func:`image_size`.
+
+Running an external tool: :func:`run_logged` (argv, timeout, kept log; failures as the project's errors
+with the end of the log, worded by :class:`RunErrors`).
 """
 
 from __future__ import annotations
@@ -22,11 +25,14 @@ import hashlib
 import json
 import os
 import shutil
+import subprocess
 import tempfile
-from collections.abc import Iterator
+import time
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from sim2real_faces.errors import IncompleteOutputError, ProjectError
 
@@ -232,3 +238,51 @@ def image_size(path: Path | str) -> tuple[int, int] | None:
 
     image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     return None if image is None else (int(image.shape[1]), int(image.shape[0]))
+
+
+@dataclass(frozen=True)
+class RunErrors:
+    """How :func:`run_logged` reports a tool that failed: the errors it raises and their messages.
+
+    ``timeout``, ``start`` and ``exit`` are ``str.format`` templates over ``program`` (``command[0]``),
+    ``head`` (``command[:12]``), ``timeout_s``, ``log`` (the log path), and for ``start`` also ``error``
+    (why it could not start), for ``exit`` also ``code`` (exit status), ``seconds`` (run time) and
+    ``tail`` (the end of the log). ``log_by``: ``"program"`` when the tool writes the log itself (the
+    tail is the log's, or stderr's without one), ``"runner"`` when :func:`run_logged` writes the tool's
+    stdout + stderr there (the tail is stderr's, or stdout's when stderr is empty).
+    """
+
+    failed: type[Exception]  # raised on a timeout or a non-zero exit
+    not_started: type[Exception]  # raised when the program cannot be started
+    timeout: str
+    start: str
+    exit: str
+    log_by: Literal["program", "runner"] = "program"
+    tail_chars: int = 3000
+
+
+def run_logged(command: Sequence[str], timeout_s: float, log_path: Path | str, what: RunErrors) -> None:
+    """Run ``command`` (argv, no shell) within ``timeout_s`` seconds, its log kept at ``log_path`` (its
+    folder is created); a timeout, a non-zero exit or a program that cannot start raises ``what``'s
+    errors with their messages."""
+    log_path = Path(log_path)
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    names = {"program": command[0], "head": command[:12], "timeout_s": timeout_s, "log": log_path}
+    start = time.monotonic()
+    try:
+        result = subprocess.run(command, capture_output=True, text=True, timeout=timeout_s, check=False)
+    except subprocess.TimeoutExpired as error:
+        raise what.failed(what.timeout.format(**names)) from error
+    except OSError as error:
+        raise what.not_started(what.start.format(**names, error=error)) from error
+    if what.log_by == "runner":
+        log_path.write_text(result.stdout + result.stderr)
+    if result.returncode == 0:
+        return
+    n = what.tail_chars
+    if what.log_by == "runner":
+        tail = (result.stderr or result.stdout)[-n:]
+    else:
+        tail = log_path.read_text(errors="replace")[-n:] if log_path.is_file() else result.stderr[-n:]
+    seconds = time.monotonic() - start
+    raise what.failed(what.exit.format(**names, code=result.returncode, seconds=seconds, tail=tail))

@@ -684,15 +684,15 @@ def test_8_every_stage_runs_through_run_stage_and_its_errors_are_project_errors(
         if "def main(" in source:
             tail = source[source.index('if __name__ == "__main__":') :]
             assert "run_stage(main)" in tail, f"{path.name}: start it with sim2real_faces.cli.run_stage"
-    from sim2real_faces.gltf_export import GltfExportError
     from sim2real_faces.humans.errors import HumansError
     from sim2real_faces.models import CropReadError, WeightsUnavailableError
-    from sim2real_faces.perception import PerceptionFormatError
     from sim2real_faces.render.downscale import DownscaleError
     from sim2real_faces.render.gl import RendererError
     from sim2real_faces.report import ReportError
     from sim2real_faces.training import SplitError
     from sim2real_faces.unity import UnityError
+    from sim2real_faces.unity.gltf import GltfExportError
+    from sim2real_faces.unity.perception import PerceptionFormatError
     from stages.evaluate import EvaluateInputError
     from stages.train import TrainInputError
 

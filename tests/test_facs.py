@@ -198,7 +198,8 @@ def test_asymmetry_and_peak_limit(conf: ExpressionParams) -> None:
 
 
 def test_sample_frame_records_aus(conf: ExpressionParams) -> None:
-    from sim2real_faces.render.scene import FrameJob, SceneParams, frame_seed, metadata_row, sample_frame
+    from sim2real_faces.render.plan import FrameJob, frame_seed
+    from sim2real_faces.render.scene import SceneParams, metadata_row, sample_frame
 
     params = _with_facs(conf, preset_share=0.0)
     job = FrameJob(0, "angry_00000.png", "angry", 0, frame_seed(42, 0, 0))
@@ -308,7 +309,8 @@ _RENDER = textwrap.dedent(
     from sim2real_faces.compose import load_composed
     from sim2real_faces.humans.facs import au_unit_weights
     from sim2real_faces.render.randomizers import BackgroundParams, HeadRotationParams, PostParams
-    from sim2real_faces.render.scene import FrameJob, SceneParams, SceneRenderer, sample_frame
+    from sim2real_faces.render.plan import FrameJob
+    from sim2real_faces.render.scene import SceneParams, SceneRenderer, sample_frame
     out, level, aus = Path(sys.argv[1]), float(sys.argv[2]), sys.argv[3].split(",")
     params = SceneParams(width=820, height=571, background=BackgroundParams(enabled=False),
                          head=HeadRotationParams(pitch_deg=(0, 0), yaw_deg=(0, 0)),

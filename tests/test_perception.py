@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from sim2real_faces.perception import (
+from sim2real_faces.unity.perception import (
     SAMPLE_METRIC_ID,
     SAMPLE_SCHEMA,
     PerceptionFormatError,

@@ -22,8 +22,9 @@ from scipy.spatial.transform import Rotation
 
 from sim2real_faces.compose import composed_section, load_composed
 from sim2real_faces.makehuman import ExpressionParams
-from sim2real_faces.render.dataset import GenerateParams, plan_jobs
+from sim2real_faces.render.dataset import GenerateParams
 from sim2real_faces.render.gl import INSTANCE_FLOATS, PATTERNS
+from sim2real_faces.render.plan import FrameJob, frame_seed, plan_jobs, stream_rngs
 from sim2real_faces.render.randomizers import (
     CLEAN_FRAMES,
     BackgroundParams,
@@ -38,7 +39,7 @@ from sim2real_faces.render.randomizers import (
     sample_background,
     sample_post,
 )
-from sim2real_faces.render.scene import FrameJob, SceneParams, frame_seed, sample_frame, stream_rngs
+from sim2real_faces.render.scene import SceneParams, sample_frame
 
 REPO = Path(__file__).resolve().parents[1]
 # Section expressions of the choice expressions=presets (conf/expressions/presets.yaml).
@@ -330,7 +331,8 @@ _PROBE = textwrap.dedent(
     import hashlib, json, sys
     import numpy as np
     from sim2real_faces.makehuman import ExpressionParams, Human, resolve_preset, study6_identities
-    from sim2real_faces.render.scene import FrameJob, SceneParams, SceneRenderer, frame_seed, sample_frame
+    from sim2real_faces.render.plan import FrameJob, frame_seed
+    from sim2real_faces.render.scene import SceneParams, SceneRenderer, sample_frame
     from sim2real_faces.compose import load_composed
     from sim2real_faces.render.randomizers import BackgroundParams, LightParams, HeadRotationParams
     from sim2real_faces.render.randomizers import CLEAN_FRAMES
@@ -408,6 +410,7 @@ _GL_PROBE = textwrap.dedent(
     import hashlib, json
     import numpy as np
     from sim2real_faces.humans import formats
+    from sim2real_faces.humans.textures import srgb_to_linear
     from sim2real_faces.render import gl
 
     def quad(z, uv=True):
@@ -436,7 +439,7 @@ _GL_PROBE = textwrap.dedent(
 
     # Alpha: a brow map over flat skin. Transparent texels must leave the skin exactly as it is.
     brow = formats.load_rgba_image("assets/eyebrows/eyebrow001/eyebrow001.png", 512)
-    skin_colour = np.full((4, 3), gl.srgb_to_linear(np.array([0.8, 0.6, 0.5])), np.float32)
+    skin_colour = np.full((4, 3), srgb_to_linear(np.array([0.8, 0.6, 0.5]), np.float32), np.float32)
     skin = gl.DrawMesh(v, n, skin_colour, t, specular=0.0)
     v2, n2, t2, uv2 = quad(0.05)
     r2 = gl.Renderer(512, 512, samples=0)  # one pixel per texel of the 512 px map

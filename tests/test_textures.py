@@ -12,7 +12,6 @@ import pytest
 import yaml
 from PIL import Image
 
-from sim2real_faces import gltf_export
 from sim2real_faces.humans import (
     Human,
     HumanParams,
@@ -27,6 +26,7 @@ from sim2real_faces.humans import (
 )
 from sim2real_faces.humans.textures import TextureParams
 from sim2real_faces.params import ParamsError, from_dict
+from sim2real_faces.unity import gltf
 
 CONF = Path(__file__).resolve().parents[1] / "conf" / "humans" / "default.yaml"
 
@@ -349,10 +349,10 @@ def test_texture_spec_round_trips_and_rejects_unknown_maps(textured: list[Identi
 
 # ------------------------------------------------------------------------------------------ GLB
 def test_glb_carries_textures_and_alpha_modes(human: Human, tmp_path: Path) -> None:
-    meshes = gltf_export.human_meshes(human, {"laugh01": load_preset("laugh01")}, [1.0])
+    meshes = gltf.human_meshes(human, {"laugh01": load_preset("laugh01")}, [1.0])
     path = tmp_path / "person.glb"
-    path.write_bytes(gltf_export.glb_bytes("person", meshes, gltf_export.identity_markers(human)))
-    document, binary = gltf_export.read_glb(path)
+    path.write_bytes(gltf.glb_bytes("person", meshes, gltf.identity_markers(human)))
+    document, binary = gltf.read_glb(path)
     materials = {m["name"]: m for m in document["materials"]}
     meshes_by_name = {m["name"]: m for m in document["meshes"]}
     parts = {p.name: p for p in human.pose({}, 0.0, tears=True)}
@@ -375,7 +375,7 @@ def test_glb_carries_textures_and_alpha_modes(human: Human, tmp_path: Path) -> N
         png = binary[view["byteOffset"] : view["byteOffset"] + view["byteLength"]]
         assert image["mimeType"] == "image/png"
         assert np.array_equal(np.asarray(Image.open(io.BytesIO(png)).convert("RGBA")), part.texture)
-        uv = gltf_export.accessor_array(document, binary, primitive["attributes"]["TEXCOORD_0"])
+        uv = gltf.accessor_array(document, binary, primitive["attributes"]["TEXCOORD_0"])
         assert np.allclose(uv[:, 0], part.uv[:, 0]) and np.allclose(uv[:, 1], 1.0 - part.uv[:, 1])
         assert "COLOR_0" not in primitive["attributes"]
     assert materials["hair"]["alphaMode"] == "MASK" and materials["hair"]["alphaCutoff"] == 0.5
@@ -385,7 +385,7 @@ def test_glb_carries_textures_and_alpha_modes(human: Human, tmp_path: Path) -> N
     # the morph target still moves every split copy of a seam vertex alike
     a, b = _seam_twins(human, "skin")
     skin = meshes_by_name["skin"]["primitives"][0]
-    delta = gltf_export.accessor_array(document, binary, skin["targets"][0]["POSITION"])
+    delta = gltf.accessor_array(document, binary, skin["targets"][0]["POSITION"])
     assert np.array_equal(delta[a], delta[b]) and np.abs(delta).max() > 0.01
 
 

@@ -18,10 +18,9 @@ import pytest
 import trimesh
 import yaml
 
-from sim2real_faces import gltf_export as g
 from sim2real_faces.params import from_dict
-from sim2real_faces.perception import import_dataset
-from sim2real_faces.render.dataset import GenerateParams, plan_jobs
+from sim2real_faces.render.dataset import GenerateParams
+from sim2real_faces.render.plan import plan_jobs, stream_rngs
 from sim2real_faces.render.randomizers import (
     CLEAN_FRAMES,
     BackgroundParams,
@@ -33,7 +32,7 @@ from sim2real_faces.render.randomizers import (
     apply_post,
     sample_post,
 )
-from sim2real_faces.render.scene import sample_frame, stream_rngs
+from sim2real_faces.render.scene import sample_frame
 from sim2real_faces.unity import (
     EXECUTE_METHOD,
     POST_COLUMNS,
@@ -52,6 +51,8 @@ from sim2real_faces.unity import (
     scenario_to_json,
     write_scenario,
 )
+from sim2real_faces.unity import gltf as g
+from sim2real_faces.unity.perception import import_dataset
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG_CS = REPO / "unity" / "Assets" / "Scripts" / "ScenarioConfig.cs"

@@ -14,7 +14,7 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 from scipy import sparse
@@ -69,7 +69,7 @@ CORNEA = Material(specular=1.0, shininess=250.0, opacity=0.08)
 
 @dataclass(frozen=True)
 class MeshPart:
-    """One renderable mesh of a human (see the team contract).
+    """One renderable mesh of a human.
 
     Vertices are split at uv seams (one row per distinct vertex/uv pair), so ``uv`` has one row per
     vertex; split copies share position and normal (normals come from the unsplit mesh: no creases).
@@ -105,6 +105,10 @@ class MeshPart:
             object.__setattr__(self, "specular_color", np.full(3, self.specular, np.float32))
 
 
+# MeshPart's fields besides its geometry: a _Part keeps them under the same names (see _Part.posed).
+_MESH_LOOK = tuple(f.name for f in fields(MeshPart) if f.name not in ("vertices", "triangles", "normals"))
+
+
 @dataclass(frozen=True)
 class _Part:
     name: str
@@ -128,6 +132,15 @@ class _Part:
     def expand(self, values: np.ndarray) -> np.ndarray:
         """Per unsplit vertex values -> per split row."""
         return values if self.source is None else values[self.source]
+
+    def posed(self, vertices: np.ndarray, normals: np.ndarray) -> MeshPart:
+        """The part as a MeshPart with its unsplit posed ``vertices`` and ``normals`` (float32, split)."""
+        return MeshPart(
+            vertices=self.expand(vertices.astype(np.float32)),
+            triangles=self.draw_triangles,
+            normals=self.expand(normals.astype(np.float32)),
+            **{name: getattr(self, name) for name in _MESH_LOOK},
+        )
 
 
 @dataclass(frozen=True)
@@ -520,25 +533,7 @@ class Human:
             n = _normals(v, part.triangles, part.incidence)
             if skin_normals is None:
                 skin_normals = n
-            result.append(
-                MeshPart(
-                    name=part.name,
-                    vertices=part.expand(v.astype(np.float32)),
-                    triangles=part.draw_triangles,
-                    normals=part.expand(n.astype(np.float32)),
-                    albedo=part.albedo,
-                    specular=part.specular,
-                    shininess=part.shininess,
-                    uv=part.uv,
-                    double_sided=part.double_sided,
-                    opacity=part.opacity,
-                    texture=part.texture,
-                    alpha_mode=part.alpha_mode,
-                    alpha_cutoff=part.alpha_cutoff,
-                    specular_color=part.specular_color,
-                    sss=part.sss,
-                )
-            )
+            result.append(part.posed(v, n))
         if tears and len(self._tear_triangles):
             assert skin_normals is not None
             n = self._tear_combine @ skin_normals

@@ -604,10 +604,6 @@ def _validate_texture_spec(spec: IdentitySpec) -> None:
 
 
 # --------------------------------------------------------------------------------------- sampling
-def _srgb_to_linear(c: np.ndarray) -> np.ndarray:
-    return np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
-
-
 def _linear_to_srgb(c: np.ndarray) -> np.ndarray:
     c = np.clip(c, 0.0, 1.0)
     return np.where(c <= 0.0031308, c * 12.92, 1.055 * c ** (1 / 2.4) - 0.055)
@@ -616,7 +612,7 @@ def _linear_to_srgb(c: np.ndarray) -> np.ndarray:
 def skin_albedo(ethnicity: dict[str, float], albedos: dict[str, RGB], brightness: float = 1.0) -> RGB:
     """sRGB skin albedo: per-ethnicity albedos blended by the weights in linear light, then scaled."""
     eth = _normalised_ethnicity(ethnicity, "skin_albedo")
-    linear = sum(w * _srgb_to_linear(np.asarray(albedos[e], float)) for e, w in eth.items())
+    linear = sum(w * textures.srgb_to_linear(albedos[e]) for e, w in eth.items())  # in [0, 1]: validated
     return tuple(float(round(v, 4)) for v in _linear_to_srgb(np.asarray(linear) * brightness))  # type: ignore[return-value]
 
 

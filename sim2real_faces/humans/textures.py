@@ -316,9 +316,11 @@ def linear_to_srgb8(linear: np.ndarray) -> np.ndarray:
     return _TO_SRGB8[index]
 
 
-def srgb_to_linear(rgb: np.ndarray | tuple[float, ...]) -> np.ndarray:
-    c = np.clip(np.asarray(rgb, np.float64), 0.0, 1.0)
-    return np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
+def srgb_to_linear(rgb: np.ndarray | tuple[float, ...], dtype: type = np.float64) -> np.ndarray:
+    """sRGB-encoded colours in [0, 1] (clipped) -> linear light (IEC 61966-2-1), computed in ``dtype``
+    (float64 by default; the renderer's vertex colours are float32 throughout)."""
+    c = np.clip(np.asarray(rgb, dtype), 0.0, 1.0)
+    return np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4).astype(dtype, copy=False)
 
 
 @functools.lru_cache(maxsize=32)

@@ -8,7 +8,7 @@ Layout written under ``out_dir`` (``data/synthetic/raw``):
   randomizer value, seed;
 - ``identities.json``: the full identity specs (everything needed to rebuild the people).
 
-Every frame depends only on its own seed (:func:`sim2real_faces.render.scene.frame_seed`) and the
+Every frame depends only on its own seed (:func:`sim2real_faces.render.plan.frame_seed`) and the
 params, never on which worker renders it or in which order, so the output is the same for any number
 of workers. Rendering happens only in spawned worker processes: the calling process never creates a
 GL context, so it may run MediaPipe afterwards (tests do).
@@ -22,76 +22,31 @@ import os
 import time
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Literal
 
 import pandas as pd
 from tqdm import tqdm
 
-from sim2real_faces.render.randomizers import (
-    AmbientParams,
-    BackgroundParams,
-    CameraParams,
-    FillLightParams,
-    HeadRotationParams,
-    LightParams,
-    PlacementParams,
-    PostParams,
-    RandomizerParamsError,
-    ShadingParams,
-    ShadowParams,
-    conf_default,
-)
-from sim2real_faces.render.scene import (
-    FrameJob,
-    SceneParams,
-    frame_seed,
-    metadata_row,
-    sample_frame,
-)
-
-IDENTITY_COLUMNS = ("identity", "ethnicity", "eth_african", "eth_asian", "eth_caucasian", "gender", "age")
+from sim2real_faces.render.plan import FrameJob, identity_columns, plan_jobs, png_options
+from sim2real_faces.render.randomizers import RandomizerParamsError
+from sim2real_faces.render.scene import SceneParams, metadata_row, sample_frame
 
 
 @dataclass(frozen=True)
-class GenerateParams:
-    """Params section ``generate`` (conf/generate/*.yaml)."""
+class GenerateParams(SceneParams):
+    """Params section ``generate`` (conf/generate.yaml): the scene's keys (:class:`SceneParams`:
+    size, anti-aliasing, randomizers, shading, shadows), flat in the section, and these."""
 
     backend: Literal["embedded", "unity"] = "embedded"
     n_per_class: int = 600
-    width: int = 1792
-    height: int = 1267
     workers: int = 2
-    msaa: int = 0  # multisampling of the head (0 = off: downscaling with INTER_AREA anti-aliases)
     png_compression: int = 1  # zlib level 0-9 (fixed: same bytes on every run)
-    background: BackgroundParams = field(default_factory=BackgroundParams)
-    placement: PlacementParams = field(default_factory=PlacementParams)
-    head: HeadRotationParams = field(default_factory=HeadRotationParams)
-    lights: LightParams = field(default_factory=LightParams)
-    camera: CameraParams = field(default_factory=CameraParams)
-    post: PostParams = field(default_factory=PostParams)
-    ambient: AmbientParams = field(default_factory=conf_default(AmbientParams, "ambient"))
-    fill_light: FillLightParams = field(default_factory=conf_default(FillLightParams, "fill_light"))
-    shading: ShadingParams = field(default_factory=conf_default(ShadingParams, "shading"))
-    shadows: ShadowParams = field(default_factory=conf_default(ShadowParams, "shadows"))
 
     def scene(self) -> SceneParams:
-        return SceneParams(
-            width=self.width,
-            height=self.height,
-            msaa=self.msaa,
-            background=self.background,
-            placement=self.placement,
-            head=self.head,
-            lights=self.lights,
-            camera=self.camera,
-            post=self.post,
-            ambient=self.ambient,
-            fill_light=self.fill_light,
-            shading=self.shading,
-            shadows=self.shadows,
-        )
+        """The section's scene keys as a plain :class:`SceneParams` (what the rendering workers get)."""
+        return SceneParams(**{f.name: getattr(self, f.name) for f in fields(SceneParams)})
 
     def validate(self, where: str = "generate") -> None:
         if self.n_per_class < 1:
@@ -103,58 +58,6 @@ class GenerateParams:
                 f"params '{where}.png_compression' = {self.png_compression}: use 0..9."
             )
         self.scene().validate(where)
-
-
-def identity_columns(spec: Any) -> dict[str, Any]:
-    """The metadata columns of an identity (name, dominant ethnicity or 'mixed', weights, gender, age)."""
-    return {
-        "identity": spec.name,
-        "ethnicity": spec.ethnicity_label,
-        "eth_african": round(float(spec.ethnicity.get("african", 0.0)), 4),
-        "eth_asian": round(float(spec.ethnicity.get("asian", 0.0)), 4),
-        "eth_caucasian": round(float(spec.ethnicity.get("caucasian", 0.0)), 4),
-        "gender": spec.gender_label,
-        "age": round(float(spec.age_years), 1),
-    }
-
-
-def plan_jobs(classes: Sequence[str], n_per_class: int, n_identities: int, root_seed: int) -> list[FrameJob]:
-    """Every frame to render: ``n_per_class`` per class, identities in turn (each gets every class).
-
-    Image ``i`` of a class shows identity ``i mod n_identities``; its seed depends on (root seed,
-    class index, i) only. Jobs come sorted by identity so a worker rebuilds few humans.
-    """
-    if n_identities < 1:
-        raise RandomizerParamsError("no identities to render: check params section 'humans'.")
-    jobs = [
-        FrameJob(
-            index=c * n_per_class + i,
-            file=f"{cls}_{i:05d}.png",
-            class_name=cls,
-            identity=i % n_identities,
-            seed=frame_seed(root_seed, c, i),
-        )
-        for c, cls in enumerate(classes)
-        for i in range(n_per_class)
-    ]
-    return sorted(jobs, key=lambda j: (j.identity, j.index))
-
-
-def png_options(level: int) -> list[int]:
-    """OpenCV PNG options: zlib ``level``, the "up" row filter and zlib's run-length strategy (all
-    fixed: the same image gives the same bytes). "up" suits renders and encodes about 40% faster than
-    libpng's adaptive filter choice; on noisy 1792x1267 frames the RLE strategy is a further ~30%
-    faster than the default deflate strategy and its files are ~10% smaller."""
-    import cv2
-
-    return [
-        cv2.IMWRITE_PNG_COMPRESSION,
-        int(level),
-        cv2.IMWRITE_PNG_FILTER,
-        cv2.IMWRITE_PNG_FILTER_UP,
-        cv2.IMWRITE_PNG_STRATEGY,
-        cv2.IMWRITE_PNG_STRATEGY_RLE,
-    ]
 
 
 # ------------------------------------------------------------------------------------------- worker side

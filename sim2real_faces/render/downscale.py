@@ -22,7 +22,7 @@ from sim2real_faces.errors import ProjectError
 from sim2real_faces.faces.resolution import ResolutionStudyParams
 from sim2real_faces.io import image_size, read_renders_metadata
 from sim2real_faces.params import ParamsError
-from sim2real_faces.render.dataset import png_options
+from sim2real_faces.render.plan import png_options
 
 
 class DownscaleError(ProjectError, RuntimeError):

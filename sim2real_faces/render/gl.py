@@ -329,12 +329,6 @@ void main() {
 """
 
 
-def srgb_to_linear(c: np.ndarray) -> np.ndarray:
-    """sRGB-encoded colours in [0, 1] -> linear light (IEC 61966-2-1)."""
-    c = np.clip(np.asarray(c, dtype=np.float32), 0.0, 1.0)
-    return np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4).astype(np.float32)
-
-
 @dataclass(frozen=True)
 class Camera:
     """A camera looking along -z (MakeHuman faces look along +z) at ``target``.

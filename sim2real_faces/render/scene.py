@@ -4,9 +4,7 @@ Sampling (:func:`sample_frame`) is pure numpy and cheap, so tests can check the 
 of samples without a GL context; drawing (:class:`SceneRenderer`) needs an EGL context and so runs
 only in rendering worker processes (never beside MediaPipe).
 
-Seeds: the frame's seed (a uint32, written to the metadata) seeds a ``numpy.random.SeedSequence``
-whose children, spawned in a fixed order, feed one randomizer each. Adding a randomizer at the end
-of the list therefore leaves every earlier randomizer's values unchanged.
+The frame's seed and its per-randomizer streams come from :mod:`sim2real_faces.render.plan`.
 """
 
 from __future__ import annotations
@@ -19,7 +17,9 @@ from typing import Any, Protocol
 import numpy as np
 from scipy.spatial.transform import Rotation
 
+from sim2real_faces.humans.textures import srgb_to_linear
 from sim2real_faces.render import gl
+from sim2real_faces.render.plan import FrameJob, stream_rngs
 from sim2real_faces.render.randomizers import (
     AmbientParams,
     BackgroundParams,
@@ -50,9 +50,6 @@ from sim2real_faces.render.randomizers import (
 )
 from sim2real_faces.render.shapes import unit_shape
 
-# Child streams of a frame's SeedSequence, in this order (append new ones at the end).
-STREAMS = ("expression", "background", "placement", "head", "lights", "post", "ambient", "fill_light")
-
 
 @dataclass(frozen=True)
 class SceneParams:
@@ -60,7 +57,8 @@ class SceneParams:
 
     width: int = 1792
     height: int = 1267
-    msaa: int = 0  # samples on the head pass (the background pass is single-sampled); 0 = off
+    msaa: int = 0  # samples on the head pass (the background pass is single-sampled); 0 = off:
+    # downscaling with INTER_AREA anti-aliases
     background: BackgroundParams = field(default_factory=BackgroundParams)
     placement: PlacementParams = field(default_factory=PlacementParams)
     head: HeadRotationParams = field(default_factory=HeadRotationParams)
@@ -94,17 +92,6 @@ class SceneParams:
         )
 
 
-@dataclass(frozen=True)
-class FrameJob:
-    """What to render: the output file, the class, the identity (index into the identity list), the seed."""
-
-    index: int
-    file: str
-    class_name: str
-    identity: int
-    seed: int
-
-
 @dataclass
 class FrameSample:
     """Every sampled value of one frame (flat, for the metadata) and the background's instances."""
@@ -114,21 +101,6 @@ class FrameSample:
     # The expression's final pose-unit weights (posed at scale 1.0) when the sampler drew them per
     # image (expressions.sampler: facs); None when the frame uses the preset named in values.
     unit_weights: dict[str, float] | None = None
-
-
-def frame_seed(root_seed: int, class_index: int, index_in_class: int) -> int:
-    """The uint32 seed of image ``index_in_class`` of class ``class_index`` under the root seed.
-
-    Keyed by (class, index) so that asking for more images per class keeps the first ones unchanged.
-    """
-    ss = np.random.SeedSequence(int(root_seed), spawn_key=(0x5CE7E, int(class_index), int(index_in_class)))
-    return int(ss.generate_state(1, dtype=np.uint32)[0])
-
-
-def stream_rngs(seed: int) -> dict[str, np.random.Generator]:
-    """One numpy Generator per randomizer stream, spawned from the frame's seed in a fixed order."""
-    children = np.random.SeedSequence(int(seed)).spawn(len(STREAMS))
-    return {name: np.random.default_rng(child) for name, child in zip(STREAMS, children, strict=True)}
 
 
 def sample_frame(job: FrameJob, params: SceneParams, expressions: Any) -> FrameSample:
@@ -213,7 +185,9 @@ def _linear_colors(albedo: np.ndarray, n: int) -> np.ndarray:
     if hit is not None and hit[0] is albedo:
         return hit[1]
     a = np.asarray(albedo, dtype=np.float32)
-    colors = np.ascontiguousarray(gl.srgb_to_linear(a if a.ndim == 2 else np.broadcast_to(a, (n, 3))))
+    colors = np.ascontiguousarray(
+        srgb_to_linear(a if a.ndim == 2 else np.broadcast_to(a, (n, 3)), np.float32)
+    )
     if len(_LINEAR_ALBEDO) > 64:
         _LINEAR_ALBEDO.clear()
     _LINEAR_ALBEDO[key] = (albedo, colors)

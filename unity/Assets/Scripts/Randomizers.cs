@@ -1,7 +1,7 @@
 // The scenario's randomizers, in execution order: human (identity, expression preset, intensity),
 // placement + camera, head rotation about the neck pivot, background wall (shapes, procedural textures,
 // hue offset, rotation), two directional lights (intensity and colour applied once), and the reporter
-// that writes every sampled value as the "sim2real.sample" metric (see sim2real_faces/perception.py).
+// that writes every sampled value as the "sim2real.sample" metric (see sim2real_faces/unity/perception.py).
 // All random numbers come from Perception's samplers, which the scenario reseeds every iteration from
 // constants.randomSeed, so a run is reproducible. Value names match the embedded renderer's metadata.
 using System;

@@ -1,4 +1,4 @@
-// The scenario JSON written by sim2real_faces/unity.py (schema "sim2real-faces/unity-scenario/1").
+// The scenario JSON written by sim2real_faces/unity/scenario.py (schema "sim2real-faces/unity-scenario/1").
 // Field names are the JSON keys (snake_case); sections mirror the Python params of stage generate
 // (generate.background / placement / head / lights / camera) so both backends read the same numbers.
 // Unknown or missing keys are errors: when the Python side gains a parameter, this file must follow.

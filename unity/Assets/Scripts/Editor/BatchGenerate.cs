@@ -52,14 +52,14 @@ namespace Sim2Real.Editor
         [MenuItem("Sim2Real/Build Scene From Scenario JSON...")]
         static void BuildFromMenu()
         {
-            var path = EditorUtility.OpenFilePanel("Scenario JSON (written by sim2real_faces/unity.py)", "", "json");
+            var path = EditorUtility.OpenFilePanel("Scenario JSON (written by sim2real_faces/unity/scenario.py)", "", "json");
             if (!string.IsNullOrEmpty(path))
                 BuildScene(ScenarioConfig.Load(path), path);
         }
 
         public static Scene BuildScene(ScenarioConfig config, string configPath)
         {
-            AssetDatabase.Refresh(); // imports the GLBs exported by sim2real_faces/gltf_export.py
+            AssetDatabase.Refresh(); // imports the GLBs exported by sim2real_faces/unity/gltf.py
             Directory.CreateDirectory(SettingsDir);
             ConfigureRendering(config);
             var scene = EditorSceneManager.NewScene(NewSceneSetup.EmptyScene, NewSceneMode.Single);

@@ -9,9 +9,9 @@ Two on-disk formats are read:
 - **SOLO** (Perception 1.x's default): ``<root>/sequence.<N>/step<S>.frame_data.json`` with the RGB
   capture ``step<S>.<sensor id>.png`` beside it, plus ``metadata.json`` and ``*_definitions.json``.
 
-Per-image labels come from a metric that ``unity/Assets/Scripts/SampleMetadataReporter.cs`` reports
-once per iteration: id :data:`SAMPLE_METRIC_ID`, a Perception ``GenericMetric`` whose single string
-value is a JSON object (schema :data:`SAMPLE_SCHEMA`)::
+Per-image labels come from a metric that the ``SampleMetadataReporter`` randomizer
+(``unity/Assets/Scripts/Randomizers.cs``) reports once per iteration: id :data:`SAMPLE_METRIC_ID`, a
+Perception ``GenericMetric`` whose single string value is a JSON object (schema :data:`SAMPLE_SCHEMA`)::
 
     {"schema": "sim2real-faces/sample/1", "iteration": 7, "class": "happy", "identity": "id03",
      "expression": "laugh01", "intensity": 0.74, "head_yaw": 12.5, "light0_intensity": 1.9, ...}

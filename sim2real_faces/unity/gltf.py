@@ -244,7 +244,7 @@ def glb_bytes(
         children.append(len(nodes) - 1)
     nodes.append({"name": root_name, "children": children})
     document: dict[str, Any] = {
-        "asset": {"version": "2.0", "generator": "sim2real-faces gltf_export"},
+        "asset": {"version": "2.0", "generator": "sim2real-faces gltf_export"},  # kept: same GLB bytes
         "scene": 0,
         "scenes": [{"name": root_name, "nodes": [len(nodes) - 1]}],
         "nodes": nodes,
@@ -386,7 +386,7 @@ def export_identities(
     """
     from tqdm import tqdm
 
-    from sim2real_faces.makehuman import Human, resolve_preset
+    from sim2real_faces.humans import Human, resolve_preset
 
     names = sorted({p for presets in expressions.classes.values() for p in presets})
     presets = {name: resolve_preset(name, expressions) for name in names}
