@@ -30,11 +30,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sim2real_faces.makehuman import ExpressionParams, HumanParams, sample_identities
+from sim2real_faces.humans import ExpressionParams, HumanParams, sample_identities
+from sim2real_faces.io import png_options
 from sim2real_faces.params import load_params, load_section
 from sim2real_faces.render import dataset
 from sim2real_faces.render.dataset import GenerateParams, WorkerConfig, render_jobs, worker_threads
-from sim2real_faces.render.plan import plan_jobs, png_options
+from sim2real_faces.render.plan import plan_jobs
 
 PHASES = ("sample", "pose", "shadow", "raster_head", "raster_background", "readback", "post", "png")
 

@@ -19,7 +19,6 @@ probabilities (``from_logits=False``; the study's ``from_logits=True`` on a soft
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import os
@@ -400,15 +399,6 @@ def read_model_info(directory: Path) -> dict[str, Any]:
             f"{path} lacks {missing}: not a model description this project wrote; {rebuild}."
         )
     return info
-
-
-def file_sha256(path: Path) -> str:
-    """Hex sha256 of a file (to record which weights file was used)."""
-    digest = hashlib.sha256()
-    with Path(path).open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 # Why a row of a table gets no prediction (it counts as an error in the headline accuracy).

@@ -17,9 +17,10 @@ import time
 
 from sim2real_faces.faces import FaceParams
 from sim2real_faces.faces.resolution import plot_resolution, resolution_study
+from sim2real_faces.io import write_json
 from sim2real_faces.params import load_params, load_section
 from sim2real_faces.paths import METRICS, PLOTS, SYNTH_IMAGES, SYNTH_RAW
-from sim2real_faces.render.downscale import DownscaleParams, contact_sheet, downscale_dataset, write_json
+from sim2real_faces.render.downscale import DownscaleParams, contact_sheet, downscale_dataset
 
 RESOLUTION_METRICS = METRICS / "resolution.json"
 RESOLUTION_PLOT = PLOTS / "resolution.png"

@@ -18,7 +18,6 @@ by inputs used (``all``, ``<model>_only``, ``none``).
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import pandas as pd
@@ -26,6 +25,7 @@ import pandas as pd
 from sim2real_faces import CLASSES
 from sim2real_faces.errors import ProjectError
 from sim2real_faces.evaluation import EvaluateParams, evaluate_predictions, predicted_labels
+from sim2real_faces.io import write_json
 from sim2real_faces.model_names import PIPELINE_MODELS
 from sim2real_faces.params import load_params, load_section
 from sim2real_faces.paths import DATA, METRICS, MODELS, PLOTS, REAL_FEATURES
@@ -94,8 +94,7 @@ def main(argv: list[str] | None = None) -> None:
         metrics["fusion_inputs"] = {str(k): int((inputs == k).sum()) for k in sorted(set(inputs))}
 
     name = f"{args.model}_{args.domain}"
-    EVAL_METRICS.mkdir(parents=True, exist_ok=True)
-    (EVAL_METRICS / f"{name}.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    write_json(EVAL_METRICS / f"{name}.json", metrics)
     predicted = predicted_labels(proba, reason, CLASSES)
     CONFUSION.mkdir(parents=True, exist_ok=True)
     pd.DataFrame({"actual": frame["class"].astype(str), "predicted": predicted}).to_csv(

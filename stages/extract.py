@@ -36,8 +36,6 @@ from sim2real_faces.faces import (
 from sim2real_faces.params import Count, load_section
 from sim2real_faces.paths import METRICS, PLOTS, SYNTH_CROPS, SYNTH_FEATURES, SYNTH_IMAGES
 
-FACE_META_COLUMNS = ("file", "face", "status", "reason", "crop")
-
 
 @dataclass(frozen=True)
 class ExtractParams:

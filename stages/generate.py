@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import time
 
-from sim2real_faces.makehuman import (
+from sim2real_faces.humans import (
     ExpressionParams,
     HumanParams,
     sample_identities,

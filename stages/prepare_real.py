@@ -4,7 +4,7 @@ Input (param ``real.photo_dir``, default ``data/real_photos``), either layout:
 
 - ``manifest.csv`` with a ``path`` column (relative to the folder) and a label column (``source_label``,
   else ``class``); optional ``identity`` (default: file stem) and ``dataset`` (default: folder name).
-  This is the layout of ../shared/data/real-dev.
+  This is the layout of the real-dev set that `make setup` links to data/real_photos.
 - no manifest: one sub-folder per label, ``<label>/<file>`` (files found recursively inside it);
   identity = file stem, dataset = the photo folder's name.
 

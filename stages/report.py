@@ -12,11 +12,11 @@ results table (like the study's Tables 3-4, its figures beside ours) into ``READ
 
 from __future__ import annotations
 
-import json
 import textwrap
 from pathlib import Path
 
 from sim2real_faces.evaluation import EvaluateParams
+from sim2real_faces.io import write_json
 from sim2real_faces.params import load_params, load_section
 from sim2real_faces.paths import METRICS, PLOTS
 from sim2real_faces.report import (
@@ -47,9 +47,9 @@ def main() -> None:
     labels = model_labels(eval_params.models, load_train_metrics(TRAIN_METRICS, eval_params.models))
     summary = summarize(evaluations)
     SUMMARY.parent.mkdir(parents=True, exist_ok=True)
-    SUMMARY.write_text(json.dumps(summary, indent=2) + "\n")
+    write_json(SUMMARY, summary)
     PLOTS.mkdir(parents=True, exist_ok=True)
-    SIM_VS_REAL.write_text(json.dumps(sim_vs_real_records(summary, labels), indent=2) + "\n")
+    write_json(SIM_VS_REAL, sim_vs_real_records(summary, labels))
     plot_sim_vs_real(summary, SIM_VS_REAL_PNG, labels)
     for model, domains in evaluations.items():
         for domain, metrics in domains.items():

@@ -15,7 +15,6 @@ writes ``models/fusion/`` (its description plus copies of both models). Only the
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 from pathlib import Path
 from typing import Any
@@ -24,8 +23,9 @@ import cv2
 import pandas as pd
 
 from sim2real_faces import CLASSES
+from sim2real_faces.io import file_sha256, write_json
 from sim2real_faces.model_names import PIPELINE_MODELS
-from sim2real_faces.models import file_sha256, imagenet_weights_file, keras_cache_dir
+from sim2real_faces.models import imagenet_weights_file, keras_cache_dir
 from sim2real_faces.params import load_params, load_section
 from sim2real_faces.parts import TrainInputError, load_parts
 from sim2real_faces.paths import FILTERED, METRICS, MODELS, SPLIT
@@ -142,9 +142,8 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def _write_metrics(model_name: str, metrics: dict[str, Any]) -> None:
-    TRAIN_METRICS.mkdir(parents=True, exist_ok=True)
     path = TRAIN_METRICS / f"{model_name}.json"
-    path.write_text(json.dumps(metrics, indent=2) + "\n")
+    write_json(path, metrics)
     best = metrics["best"]
     print(f"{model_name}: best val loss {best['val_loss']:.4f}, accuracy {best['val_accuracy']:.3f}")
 
@@ -180,7 +179,7 @@ def train_fusion(val: pd.DataFrame, params: FusionParams, live: Any) -> dict[str
         shutil.copytree(MODELS / name, target / name)
     description = {k: info[k] for k in ("model", "components", "method", "weights")}
     description["classes"] = list(CLASSES)
-    (target / INFO_FILE).write_text(json.dumps(description, indent=2, sort_keys=True) + "\n")
+    write_json(target / INFO_FILE, description, sort_keys=True)
     return {k: v for k, v in info.items() if k != "curve"}  # the curve is in dvclive/fusion/
 
 

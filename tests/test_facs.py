@@ -280,7 +280,7 @@ def _folded_share(human, rest, weights: dict[str, float]) -> float:
 
 def test_configured_peaks_do_not_fold_the_skin(conf: ExpressionParams) -> None:
     """Every AU at its highest configured intensity (with full asymmetry, capped at peak_max)."""
-    from sim2real_faces.makehuman import Human, study6_identities
+    from sim2real_faces.humans import Human, study6_identities
 
     human = Human.build(study6_identities()[2])
     rest = human.pose({}, 0.0)[0]
@@ -305,7 +305,7 @@ _RENDER = textwrap.dedent(
     import sys
     from pathlib import Path
     import cv2
-    from sim2real_faces.makehuman import ExpressionParams, Human, study6_identities
+    from sim2real_faces.humans import ExpressionParams, Human, study6_identities
     from sim2real_faces.compose import load_composed
     from sim2real_faces.humans.facs import au_unit_weights
     from sim2real_faces.render.randomizers import BackgroundParams, HeadRotationParams, PostParams

@@ -30,7 +30,6 @@ from sim2real_faces.humans import (
 )
 from sim2real_faces.humans.human import morph
 from sim2real_faces.humans.identities import macro_targets
-from sim2real_faces.makehuman import Human as ContractHuman
 
 # Section expressions of the choice expressions=presets (conf/expressions/presets.yaml).
 PRESETS = load_composed(ExpressionParams, "expressions", ("expressions=presets",))
@@ -230,10 +229,6 @@ def test_tears_lie_on_the_cheeks(young_female: Human) -> None:
     assert v[:, 1].max() < young_female.eye_center[1] and v[:, 1].min() > young_female.mouth_center[1] - 0.3
     assert (v[:, 0] < 0).any() and (v[:, 0] > 0).any()  # both cheeks
     assert not any(p.name == "tears" for p in young_female.pose(load_preset("cry01"), 1.0))
-
-
-def test_contract_module_reexports() -> None:
-    assert ContractHuman is Human
 
 
 # ----------------------------------------------------------------------------------- expressions

@@ -1,6 +1,7 @@
 """Renderer and scene randomizers: bounds of every sampler, seeds, params errors, tiny deterministic renders.
 
-No GL context is ever created in the pytest process (MediaPipe may live here: renderer-notes.md);
+No GL context is ever created in the pytest process (MediaPipe may live here, and the two must not
+share a process);
 renders run in a child process (``python -c``).
 """
 
@@ -21,7 +22,7 @@ from scipy.spatial import cKDTree
 from scipy.spatial.transform import Rotation
 
 from sim2real_faces.compose import composed_section, load_composed
-from sim2real_faces.makehuman import ExpressionParams
+from sim2real_faces.humans import ExpressionParams
 from sim2real_faces.render.dataset import GenerateParams
 from sim2real_faces.render.gl import INSTANCE_FLOATS, PATTERNS
 from sim2real_faces.render.plan import FrameJob, frame_seed, plan_jobs, stream_rngs
@@ -330,7 +331,7 @@ _PROBE = textwrap.dedent(
     """
     import hashlib, json, sys
     import numpy as np
-    from sim2real_faces.makehuman import ExpressionParams, Human, resolve_preset, study6_identities
+    from sim2real_faces.humans import ExpressionParams, Human, resolve_preset, study6_identities
     from sim2real_faces.render.plan import FrameJob, frame_seed
     from sim2real_faces.render.scene import SceneParams, SceneRenderer, sample_frame
     from sim2real_faces.compose import load_composed
@@ -492,7 +493,7 @@ _SHADOW_PROBE = textwrap.dedent(
     """
     import json
     import numpy as np
-    from sim2real_faces.makehuman import Human, study6_identities
+    from sim2real_faces.humans import Human, study6_identities
     from sim2real_faces.render import gl
     from sim2real_faces.render.scene import SceneParams, part_to_draw, shading_of
 

@@ -232,7 +232,7 @@ def test_post_effects_many_frames_within_bounds_and_grey_share(tmp_path):
 
 def test_post_values_are_the_embedded_renderers_for_the_same_file():
     from sim2real_faces.compose import load_composed
-    from sim2real_faces.makehuman import ExpressionParams
+    from sim2real_faces.humans import ExpressionParams
 
     generate = _default_generate(width=64, height=48)
     presets = load_composed(ExpressionParams, "expressions", ("expressions=presets",))
@@ -359,7 +359,7 @@ for i, entry in enumerate(scenario["plan"] + [scenario["plan"][0]]):  # one wind
 
 def _TinyExpressions():
     from sim2real_faces.compose import load_composed
-    from sim2real_faces.makehuman import ExpressionParams
+    from sim2real_faces.humans import ExpressionParams
 
     classes = {"angry": ["anger01"], "crying": ["cry01"], "happy": ["laugh01"]}
     presets = load_composed(ExpressionParams, "expressions", ("expressions=presets",))
@@ -369,7 +369,7 @@ def _TinyExpressions():
 def test_stand_in_editor_end_to_end(tmp_path, monkeypatch):
     """Everything around Unity (export, scenario, command, import, metadata layout) with a stand-in
     editor that writes a SOLO dataset the way the C# scenario does."""
-    from sim2real_faces.makehuman import study6_identities
+    from sim2real_faces.humans import study6_identities
 
     png = REPO / "tests" / "fixtures" / "solo" / "sequence.0" / "step0.camera.png"
     editor = _executable(tmp_path / "Unity", f"SOLO_PNG = {str(png)!r}\n" + FAKE_EDITOR)
@@ -442,7 +442,7 @@ def test_glb_writer_round_trip_with_sparse_morph_targets(tmp_path):
 
 
 def test_exported_human_loads_back_with_its_expressions(tmp_path):
-    from sim2real_faces.makehuman import Human, resolve_preset, study6_identities
+    from sim2real_faces.humans import Human, resolve_preset, study6_identities
 
     spec = study6_identities()[1]
     paths = g.export_identities([spec], _TinyExpressions(), [0.5, 1.0], tmp_path)

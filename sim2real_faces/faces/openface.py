@@ -23,7 +23,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import subprocess
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -37,6 +36,7 @@ from tqdm import tqdm
 
 from sim2real_faces.errors import ProjectError
 from sim2real_faces.faces.columns import POSE_COLUMNS
+from sim2real_faces.io import RunErrors, run_logged
 from sim2real_faces.params import Count, PositiveInt
 
 Program = Literal["FaceLandmarkImg", "FeatureExtraction"]
@@ -67,6 +67,17 @@ class OpenFaceRunError(OpenFaceError):
 
 class OpenFaceOutputError(OpenFaceError):
     """An OpenFace CSV is malformed (missing columns, non-numeric values)."""
+
+
+OPENFACE_RUN_ERRORS = RunErrors(
+    failed=OpenFaceRunError,
+    not_started=OpenFaceNotFoundError,
+    timeout="OpenFace did not finish within extract.openface.timeout_s={timeout_s} s: {head} ...",
+    start="could not start {program}: {error}",
+    exit="OpenFace exited with code {code}; log {log}; command {head} ...; output tail:\n{tail}",
+    log_by="runner",  # OpenFace prints to stdout/stderr; the runner keeps both as openface.log
+    tail_chars=2000,
+)
 
 
 @dataclass(frozen=True)
@@ -252,21 +263,7 @@ def plan_jobs(params: OpenFaceParams, images: Sequence[Path], work_dir: Path, wo
 def run_job(job: Job, timeout_s: int) -> None:
     """Run one OpenFace process (no shell); errors carry the command and the end of its output."""
     job.out_dir.mkdir(parents=True, exist_ok=True)
-    try:
-        result = subprocess.run(job.argv, capture_output=True, text=True, timeout=timeout_s, check=False)
-    except subprocess.TimeoutExpired as error:
-        raise OpenFaceRunError(
-            f"OpenFace did not finish within extract.openface.timeout_s={timeout_s} s: {job.argv[:12]} ..."
-        ) from error
-    except OSError as error:
-        raise OpenFaceNotFoundError(f"could not start {job.argv[0]}: {error}") from error
-    (job.out_dir / "openface.log").write_text(result.stdout + result.stderr)
-    if result.returncode != 0:
-        tail = (result.stderr or result.stdout)[-2000:]
-        raise OpenFaceRunError(
-            f"OpenFace exited with code {result.returncode}; log {job.out_dir / 'openface.log'}; "
-            f"command {job.argv[:12]} ...; output tail:\n{tail}"
-        )
+    run_logged(job.argv, timeout_s, job.out_dir / "openface.log", OPENFACE_RUN_ERRORS)
 
 
 def read_openface_csv(path: Path) -> pd.DataFrame:

@@ -1,6 +1,6 @@
 """Synthetic people from MakeHuman's CC0 data files, without the MakeHuman application.
 
-Public API (the team contract's ``humans`` interface; ``sim2real_faces.makehuman`` re-exports it):
+Public API (what the renderer, the Unity export, the stages and the tests import from here):
 
 - :class:`HumanParams` (params section ``humans``), :class:`IdentitySpec`, :func:`sample_identities`,
   :func:`study6_identities`;

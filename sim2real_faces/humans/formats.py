@@ -5,7 +5,7 @@ Every file comes through :func:`sim2real_faces.assets.fetch` under the name ``ma
 numpy arrays cached with :func:`functools.lru_cache`, so building many humans in one process parses
 each file once.
 
-Formats (measured facts: ../shared/reference/renderer-notes.md):
+Formats (as measured on the pinned files of the asset registry):
 
 - ``.obj``: Wavefront; base.obj's ``body`` group is the skin, everything else (helper-*, joint-*) is
   invisible helper geometry whose vertices still define joints and proxy fits.

@@ -89,7 +89,7 @@ class HumanParams:
     muscle: tuple[float, float] = (0.35, 0.65)
     weight: tuple[float, float] = (0.35, 0.75)
     detail_groups: list[str] = field(default_factory=lambda: list(FACE_DETAIL_GROUPS))
-    # Modifier-name prefixes never randomised (they imitate expressions: renderer-notes.md).
+    # Modifier-name prefixes never randomised: they imitate expressions.
     detail_exclude: list[str] = field(
         default_factory=lambda: ["mouth/mouth-angles", "eyebrows/eyebrows-angle"]
     )
@@ -102,7 +102,7 @@ class HumanParams:
     hair_colors: dict[str, RGB] = field(default_factory=_default_hair_colors)
     hair_color_weights: dict[str, dict[str, float]] = field(default_factory=_default_hair_color_weights)
     grey_age_years: tuple[float, float] = (45.0, 85.0)  # P(grey/white hair) rises 0 -> 1 over this range
-    # Thin-to-medium brows: thick solid strips read as lowered brows and hide anger (renderer-notes.md).
+    # Thin-to-medium brows: thick solid strips read as lowered brows and hide anger.
     eyebrows: list[str] = field(
         default_factory=lambda: [
             "eyebrow001",

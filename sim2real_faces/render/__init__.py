@@ -4,7 +4,7 @@
 - :mod:`.shapes`: primitive meshes of the background wall.
 - :mod:`.randomizers`: the study's randomizers, each with a params dataclass and a seeded sampler.
 - :mod:`.scene`: per-frame sampling (no GL) and drawing of a posed human in the sampled scene.
-- :mod:`.plan`: the frame plan both backends share: jobs, frame seeds, randomizer streams, PNG options.
+- :mod:`.plan`: the frame plan both backends share: jobs, frame seeds, randomizer streams.
 - :mod:`.dataset`: section ``generate`` and the embedded backend: worker processes, PNGs, metadata.
 - :mod:`.downscale`: the downscale stage's work: resizing and the contact sheet (its resolution study
   is :mod:`sim2real_faces.faces.resolution`).

@@ -29,7 +29,8 @@ from typing import Any, Literal
 import pandas as pd
 from tqdm import tqdm
 
-from sim2real_faces.render.plan import FrameJob, identity_columns, plan_jobs, png_options
+from sim2real_faces.io import png_options
+from sim2real_faces.render.plan import FrameJob, identity_columns, plan_jobs
 from sim2real_faces.render.randomizers import RandomizerParamsError
 from sim2real_faces.render.scene import SceneParams, metadata_row, sample_frame
 
@@ -86,7 +87,7 @@ def _init_worker(config: WorkerConfig) -> None:
 
 
 def _human(index: int):
-    from sim2real_faces.makehuman import Human, IdentitySpec
+    from sim2real_faces.humans import Human, IdentitySpec
 
     humans: OrderedDict = _WORKER["humans"]
     if index not in humans:
@@ -99,7 +100,7 @@ def _human(index: int):
 
 
 def _preset(name: str) -> dict[str, float]:
-    from sim2real_faces.makehuman import resolve_preset
+    from sim2real_faces.humans import resolve_preset
 
     cache = _WORKER["presets"]
     if name not in cache:
@@ -175,7 +176,7 @@ def write_dataset(
     ``identities`` are ``IdentitySpec`` s, ``expressions`` the ``ExpressionParams`` (its classes,
     in order, are the dataset's classes).
     """
-    from sim2real_faces.makehuman import validate_expression_params
+    from sim2real_faces.humans import validate_expression_params
 
     params.validate()
     validate_expression_params(expressions)

@@ -6,13 +6,11 @@ in its own worker processes) runs beside this code.
 
 from __future__ import annotations
 
-import json
 import multiprocessing as mp
 import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -20,9 +18,8 @@ from tqdm import tqdm
 
 from sim2real_faces.errors import ProjectError
 from sim2real_faces.faces.resolution import ResolutionStudyParams
-from sim2real_faces.io import image_size, read_renders_metadata
+from sim2real_faces.io import image_size, png_options, read_renders_metadata
 from sim2real_faces.params import ParamsError
-from sim2real_faces.render.plan import png_options
 
 
 class DownscaleError(ProjectError, RuntimeError):
@@ -183,8 +180,3 @@ def contact_sheet(image_dir: Path, table: pd.DataFrame, params: ContactSheetPara
     if not cv2.imwrite(str(path), grid, [cv2.IMWRITE_PNG_COMPRESSION, 6]):
         raise OSError(f"OpenCV could not write {path}.")
     return shown
-
-
-def write_json(path: Path, data: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(data, indent=2) + "\n")

@@ -5,7 +5,6 @@
 - :func:`stream_rngs`: one numpy Generator per randomizer stream (:data:`STREAMS`) from a frame's seed;
 - :func:`post_values`: the ``generate.post`` values of a frame (its ``post`` stream);
 - :func:`identity_columns`: the metadata columns of an identity;
-- :func:`png_options`: the fixed PNG encoder options every written frame uses.
 
 The embedded renderer (:mod:`sim2real_faces.render.dataset`) renders these jobs itself; the Unity
 backend (:mod:`sim2real_faces.unity`) hands their classes and identities to Perception and applies the
@@ -25,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from sim2real_faces.render.randomizers import PostParams, RandomizerParamsError, sample_post
+from sim2real_faces.seeds import FRAME_WORD, derive_seed
 
 # Child streams of a frame's SeedSequence, in this order (append new ones at the end).
 STREAMS = ("expression", "background", "placement", "head", "lights", "post", "ambient", "fill_light")
@@ -47,8 +47,7 @@ def frame_seed(root_seed: int, class_index: int, index_in_class: int) -> int:
 
     Keyed by (class, index) so that asking for more images per class keeps the first ones unchanged.
     """
-    ss = np.random.SeedSequence(int(root_seed), spawn_key=(0x5CE7E, int(class_index), int(index_in_class)))
-    return int(ss.generate_state(1, dtype=np.uint32)[0])
+    return derive_seed(int(root_seed), FRAME_WORD, int(class_index), int(index_in_class))
 
 
 def stream_rngs(seed: int) -> dict[str, np.random.Generator]:
@@ -96,20 +95,3 @@ def plan_jobs(classes: Sequence[str], n_per_class: int, n_identities: int, root_
         for i in range(n_per_class)
     ]
     return sorted(jobs, key=lambda j: (j.identity, j.index))
-
-
-def png_options(level: int) -> list[int]:
-    """OpenCV PNG options: zlib ``level``, the "up" row filter and zlib's run-length strategy (all
-    fixed: the same image gives the same bytes). "up" suits renders and encodes about 40% faster than
-    libpng's adaptive filter choice; on noisy 1792x1267 frames the RLE strategy is a further ~30%
-    faster than the default deflate strategy and its files are ~10% smaller."""
-    import cv2
-
-    return [
-        cv2.IMWRITE_PNG_COMPRESSION,
-        int(level),
-        cv2.IMWRITE_PNG_FILTER,
-        cv2.IMWRITE_PNG_FILTER_UP,
-        cv2.IMWRITE_PNG_STRATEGY,
-        cv2.IMWRITE_PNG_STRATEGY_RLE,
-    ]

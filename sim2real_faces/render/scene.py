@@ -110,7 +110,7 @@ def sample_frame(job: FrameJob, params: SceneParams, expressions: Any) -> FrameS
     preset (or the action units), the intensity and the tears flag of the frame's class from the
     frame's expression stream; ``aus`` records the fired action units ("" for a preset).
     """
-    from sim2real_faces.makehuman import sample_expression
+    from sim2real_faces.humans import sample_expression
 
     rngs = stream_rngs(job.seed)
     choice = sample_expression(expressions, job.class_name, rngs["expression"])
@@ -139,7 +139,7 @@ def sample_frame(job: FrameJob, params: SceneParams, expressions: Any) -> FrameS
 
 
 class PosableHuman(Protocol):
-    """What the scene needs from a human (sim2real_faces.makehuman.Human)."""
+    """What the scene needs from a human (sim2real_faces.humans.Human)."""
 
     neck_pivot: np.ndarray
     eye_center: np.ndarray

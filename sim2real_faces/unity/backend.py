@@ -23,7 +23,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from sim2real_faces.render.plan import identity_columns, plan_jobs, png_options, post_values
+from sim2real_faces.io import png_options
+from sim2real_faces.render.plan import identity_columns, plan_jobs, post_values
 from sim2real_faces.render.randomizers import PostParams, apply_post
 from sim2real_faces.unity.editor import build_unity_command, find_editor, run_unity
 from sim2real_faces.unity.errors import UnityError

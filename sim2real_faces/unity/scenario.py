@@ -24,6 +24,7 @@ from sim2real_faces.render.randomizers import (
     LightParams,
     PlacementParams,
 )
+from sim2real_faces.seeds import UNITY_SCENARIO_WORD, derive_seed
 from sim2real_faces.unity.errors import UnityError
 
 if TYPE_CHECKING:
@@ -140,7 +141,7 @@ def read_scenario(path: Path) -> UnityScenario:
 
 def scenario_seed(root_seed: int) -> int:
     """The uint32 Perception seed of the Unity run, derived from the params' root seed."""
-    return int(np.random.SeedSequence(int(root_seed), spawn_key=(0x0417,)).generate_state(1, np.uint32)[0])
+    return derive_seed(int(root_seed), UNITY_SCENARIO_WORD)
 
 
 def tears_probabilities(generate: Any, expressions: Any) -> dict[str, float]:
