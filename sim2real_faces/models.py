@@ -59,6 +59,10 @@ class CropReadError(ProjectError, OSError):
     """A face crop listed in a table cannot be read."""
 
 
+class UnfreezeError(ProjectError, ValueError):
+    """``phase2.unfreeze_last`` does not fit the base network's layer count (known only once it is built)."""
+
+
 class ModelFileError(ProjectError, FileNotFoundError):
     """A trained model folder is missing, incomplete or holds a damaged file (the message names it)."""
 
@@ -240,9 +244,9 @@ def set_phase(base: keras.Model, unfreeze_last: int) -> int:
     """
     n_layers = len(base.layers)
     if not 0 <= unfreeze_last < n_layers:
-        raise ValueError(
-            f"unfreeze_last={unfreeze_last} for {base.name}: choose 0..{n_layers - 1} "
-            f"(the base has {n_layers} layers including its input)."
+        raise UnfreezeError(
+            f"params train.<cnn>.phase2.unfreeze_last={unfreeze_last} for {base.name}: choose "
+            f"0..{n_layers - 1} (the base has {n_layers} layers including its input)."
         )
     base.trainable = unfreeze_last > 0
     for index, layer in enumerate(base.layers):
@@ -260,7 +264,10 @@ def split_base(base: keras.Model, unfreeze_last: int) -> tuple[keras.Model | Non
     """
     n_layers = len(base.layers)
     if not 0 < unfreeze_last < n_layers:
-        raise ValueError(f"unfreeze_last={unfreeze_last}: choose 1..{n_layers - 1} for {base.name}.")
+        raise UnfreezeError(
+            f"params train.<cnn>.phase2.unfreeze_last={unfreeze_last}: choose 1..{n_layers - 1} for "
+            f"{base.name} (the base has {n_layers} layers including its input)."
+        )
     top_layers = base.layers[n_layers - unfreeze_last :]
     top_ids = {id(layer) for layer in top_layers}
     cut: list[Any] = []

@@ -18,6 +18,7 @@ import yaml
 
 from sim2real_faces import CLASSES
 from sim2real_faces.compose import composed_section
+from sim2real_faces.errors import ProjectError
 from sim2real_faces.io import MARKER, write_marker
 from sim2real_faces.model_names import CNN_NAMES
 from sim2real_faces.params import from_dict
@@ -241,6 +242,9 @@ def test_cnn_builder_shapes_and_trainable_layers(cnns, name, n_layers, unfreeze)
     models.set_phase(cnn.base, 0)
     with pytest.raises(ValueError, match="unfreeze_last"):
         models.set_phase(cnn.base, n_layers)
+    # a project error (one message, exit 2), not a traceback, when the param exceeds the base
+    with pytest.raises(ProjectError, match=f"phase2.unfreeze_last={n_layers}: choose 1..{n_layers - 1}"):
+        models.split_base(cnn.base, n_layers)
 
 
 @pytest.mark.parametrize("name", ["mobilenetv2", "vgg16"])
