@@ -95,6 +95,8 @@ PositiveInt = Annotated[int, Range(1, None, what="a size")]
 """An int >= 1 used as a size in pixels or bytes."""
 PositiveFloat = Annotated[float, Range(0.0, None, open_low=True, what="a size")]
 """A float > 0."""
+NonNegativeFloat = Annotated[float, Range(0.0, None)]
+"""A float >= 0 (0 turns the term off: penalties, margins)."""
 
 
 def load_params(path: Path | str = PARAMS_FILE) -> dict[str, Any]:

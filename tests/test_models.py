@@ -140,7 +140,13 @@ from sim2real_faces import models  # noqa: E402
 from sim2real_faces.training import train_cnn, train_mlp  # noqa: E402
 
 MLP = MlpParams(
-    hidden_units=[64, 32], activation="relu", learning_rate=0.03, batch_size=256, max_epochs=15, patience=10
+    hidden_units=[64, 32],
+    activation="relu",
+    learning_rate=0.03,
+    batch_size=256,
+    max_epochs=15,
+    patience=10,
+    l2=0.0,
 )
 
 
@@ -163,6 +169,26 @@ def test_mlp_builder_standardizes_with_train_statistics():
         models.build_mlp(np.array([[1.0, np.nan]]))
 
 
+def test_mlp_weight_decay_penalises_every_dense_kernel():
+    x = np.random.default_rng(0).normal(0, 1, (40, 4)).astype("float32")
+    plain = models.build_mlp(x, [8, 4])
+    decayed = models.build_mlp(x, [8, 4], l2=0.5)
+    assert plain.losses == []
+    kernels = [decayed.get_layer(name).kernel.numpy() for name in ("hidden1", "hidden2", "probabilities")]
+    penalty = sum(float(loss) for loss in decayed.losses)
+    assert penalty == pytest.approx(0.5 * sum(float((k**2).sum()) for k in kernels), rel=1e-5)
+    # and it shrinks the weights training finds
+    table = synthetic_table(n_identities=12, per_class=5)
+    xs, y = table[AU].to_numpy(float), table["class"].tolist()
+    heavy = dataclasses.replace(MLP, l2=0.1, max_epochs=10)
+    free, _ = train_mlp(
+        xs[:120], y[:120], xs[120:], y[120:], dataclasses.replace(heavy, l2=0.0), 1, progress=False
+    )
+    shrunk, metrics = train_mlp(xs[:120], y[:120], xs[120:], y[120:], heavy, 1, progress=False)
+    norm = lambda m: sum(float((np.asarray(w) ** 2).sum()) for w in m.trainable_weights)  # noqa: E731
+    assert norm(shrunk) < norm(free) and metrics["l2"] == 0.1
+
+
 def test_mlp_fits_a_separable_toy_set_deterministically():
     table = synthetic_table(n_identities=12, per_class=5)
     x, y = table[AU].to_numpy(float) * 10 + 100, table["class"].tolist()  # large offset: needs the scaler
@@ -183,7 +209,9 @@ def test_mlp_early_stopping_restores_the_best_weights():
     rng = np.random.default_rng(0)
     x = rng.normal(0, 1, (90, 5))
     y = [CLASSES[i] for i in rng.integers(0, 3, 90)]  # no signal: validation loss soon rises
-    params = MlpParams([64, 32], "relu", learning_rate=0.05, batch_size=32, max_epochs=200, patience=3)
+    params = MlpParams(
+        [64, 32], "relu", learning_rate=0.05, batch_size=32, max_epochs=200, patience=3, l2=0.0
+    )
     model, metrics = train_mlp(x[:60], y[:60], x[60:], y[60:], params, seed=0, progress=False)
     assert (
         metrics["epochs"] < params.max_epochs and metrics["best_epoch"] == metrics["epochs"] - params.patience
@@ -487,6 +515,7 @@ def tiny_project(tmp_path_factory, real_dev):
                 "batch_size": 256,
                 "max_epochs": 15,
                 "patience": 5,
+                "l2": 0.001,
             },
             "mobilenetv2": cnn,
             "fusion": {"models": ["mlp", "mobilenetv2"], "method": "mean", "weight": None, "grid": 11},

@@ -132,16 +132,25 @@ def test_post_init_value_errors_become_params_errors_naming_the_section():
 
 @pytest.mark.parametrize(
     ("section", "key", "value"),
-    [("filter", "min_confidence", 1.5), ("face", "crop_size", 0), ("real", "workers", 0)],
+    [
+        ("filter", "min_confidence", 1.5),
+        ("face", "crop_size", 0),
+        ("real", "workers", 0),
+        ("train.mlp", "l2", -0.01),
+    ],
 )
 def test_committed_sections_reject_out_of_range_values(section, key, value):
     from sim2real_faces.faces import FaceParams
+    from sim2real_faces.training.mlp import MlpParams
     from stages.filter import FilterParams
     from stages.prepare_real import RealParams
 
-    cls = {"filter": FilterParams, "face": FaceParams, "real": RealParams}[section]
+    cls = {"filter": FilterParams, "face": FaceParams, "real": RealParams, "train.mlp": MlpParams}[section]
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     assert load_section(cls, section, params)
-    params[section][key] = value
+    node = params
+    for part in section.split(".")[:-1]:
+        node = node[part]
+    node[section.split(".")[-1]][key] = value
     with pytest.raises(ParamsError, match=rf"'{section}\.{key}' = {value}"):
         load_section(cls, section, params)

@@ -35,7 +35,7 @@ def workdir(tmp_path_factory, real_dev):
     x = rng.uniform(0, 5, (30, len(AU_COLUMNS)))
     y = [CLASSES[i % 3] for i in range(30)]
     mlp, _ = train_mlp(
-        x[:24], y[:24], x[24:], y[24:], MlpParams([8], "relu", 0.01, 8, 2, 1), seed=0, progress=False
+        x[:24], y[:24], x[24:], y[24:], MlpParams([8], "relu", 0.01, 8, 2, 1, 0.0), seed=0, progress=False
     )
     save_model(mlp, root / "models" / "mlp", {"model": "mlp", "features": list(AU_COLUMNS)})
     cnn = build_cnn("mobilenetv2", 32, weights=None)

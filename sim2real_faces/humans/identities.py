@@ -77,7 +77,7 @@ class HumanParams:
     """Params section ``humans``: how many identities and how they vary (conf/humans/*.yaml)."""
 
     identity_set: Literal["random", "study6"] = "random"
-    count: int = 24
+    count: int = 96
     # Relative shares of identity groups; 'mixed' = ethnicity weights drawn from a Dirichlet.
     ethnicity_mix: dict[str, float] = field(
         default_factory=lambda: {"african": 1.0, "asian": 1.0, "caucasian": 1.0, "mixed": 1.0}

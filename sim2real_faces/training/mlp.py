@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from sim2real_faces.params import Count, NonNegativeInt, PositiveFloat
+from sim2real_faces.params import Count, NonNegativeFloat, NonNegativeInt, PositiveFloat
 from sim2real_faces.training.common import _best, _callbacks, _optimizer, one_hot, set_determinism
 
 
@@ -23,6 +23,7 @@ class MlpParams:
     batch_size: Count
     max_epochs: Count
     patience: NonNegativeInt
+    l2: NonNegativeFloat  # weight decay on every Dense kernel (0 = off, the study)
 
 
 def train_mlp(
@@ -42,7 +43,7 @@ def train_mlp(
     from sim2real_faces.models import build_mlp, check_loss_pairing, make_loss
 
     set_determinism(seed)
-    model = build_mlp(x_train, params.hidden_units, params.activation)
+    model = build_mlp(x_train, params.hidden_units, params.activation, l2=params.l2)
     loss = make_loss()
     check_loss_pairing(model, loss)
     model.compile(optimizer=_optimizer("adam", params.learning_rate), loss=loss, metrics=["accuracy"])
@@ -69,5 +70,6 @@ def train_mlp(
         "n_train": len(x_train),
         "n_val": len(x_val),
         "n_features": int(np.asarray(x_train).shape[1]),
+        "l2": params.l2,
     }
     return model, metrics
