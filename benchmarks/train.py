@@ -7,7 +7,8 @@ crops (speed depends on the architecture and sizes, not on the pixels) for ``--e
 epochs, twice: ``augment.online: true`` (the whole network on fresh augmentations every epoch) and
 ``online: false, copies: 0`` (the top on cached trunk outputs). Prints seconds per phase-2 epoch,
 the one-off costs (trunk features, phase 1), the CPU model, its AVX flags and the load average
-(other processes on the machine slow every figure down).
+(other processes on the machine slow every figure down). ``ONEDNN_MAX_CPU_ISA=AVX2 python
+benchmarks/train.py`` estimates an AVX2-only machine on an AVX-512 one.
 """
 
 from __future__ import annotations
@@ -41,14 +42,22 @@ def cpu_description() -> dict[str, object]:
                 flags = sorted(f for f in value.split() if f.startswith("avx"))
     except (OSError, subprocess.CalledProcessError):
         pass
-    return {"model": model, "avx": flags, "cores": os.cpu_count(), "load_1min": os.getloadavg()[0]}
+    return {
+        "model": model,
+        "avx": flags,
+        # oneDNN's ISA cap: ONEDNN_MAX_CPU_ISA=AVX2 makes an AVX-512 machine run TensorFlow's
+        # convolutions as an AVX2-only one would (the slower machines of this kind)
+        "onednn_max_cpu_isa": os.environ.get("ONEDNN_MAX_CPU_ISA", "default"),
+        "cores": os.cpu_count(),
+        "load_1min": os.getloadavg()[0],
+    }
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="mobilenetv2", choices=["mobilenetv2", "vgg16"])
-    parser.add_argument("--n", type=int, default=1172, help="training crops (default: the default split's)")
-    parser.add_argument("--n-val", type=int, default=273)
+    parser.add_argument("--n", type=int, default=1215, help="training crops (default: the default split's)")
+    parser.add_argument("--n-val", type=int, default=265)
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--input-size", type=int, default=None, help="override train.<model>.input_size")
     args = parser.parse_args(argv)
