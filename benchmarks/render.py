@@ -14,6 +14,11 @@ per image of the workers (less sensitive to other load on the machine). Then, pe
 single-process run with the renderer's phase timer on (it waits for the rasteriser after each phase,
 so it runs apart from the throughput runs) splits a frame's time into: sampling, posing (pose units,
 skinning, head rotation), shadow maps, raster, read-back, post effects and PNG encoding + writing.
+
+``--floor`` adds the same breakdown with flat fragment shaders (the head shows its texture's colour,
+each background shape its first pattern colour, no lighting, shadows or patterns; geometry, depth
+passes, alpha tests and the wall's overdraw unchanged): what the rasteriser costs before any
+shading, the lower bound of a frame at that size on this machine. Images of that run are not valid.
 """
 
 from __future__ import annotations
@@ -134,17 +139,72 @@ def bench(
     }
 
 
+# Flat fragment shaders of --floor: same inputs and alpha tests as the real ones, no shading.
+FLAT_MESH_FS = """
+#version 330
+#ifndef ALPHA_TEST
+#define ALPHA_TEST 1
+#endif
+in vec3 v_pos;
+in vec3 v_normal;
+in vec2 v_uv;
+in vec3 v_color;
+out vec4 f_color;
+uniform sampler2D u_tex;
+uniform int u_has_tex;
+uniform int u_alpha_pass;
+uniform float u_alpha_cutoff;
+uniform float u_opacity;
+void main() {
+    vec4 base = vec4(v_color, 1.0);
+    if (u_has_tex == 1) base = texture(u_tex, vec2(v_uv.x, 1.0 - v_uv.y));
+#if ALPHA_TEST
+    if (u_alpha_pass == 1 && base.a < u_alpha_cutoff) discard;
+    if (u_alpha_pass == 2 && (base.a >= u_alpha_cutoff || base.a < 0.004)) discard;
+#endif
+    f_color = vec4(base.rgb, (u_alpha_pass == 2 ? base.a : 1.0) * u_opacity);
+}
+"""
+
+FLAT_BACKGROUND_FS = """
+#version 330
+in vec3 v_col_a;
+out vec4 f_color;
+void main() {
+    f_color = vec4(v_col_a, 1.0);
+}
+"""
+
+
+def _init_flat_worker(config: WorkerConfig) -> None:
+    """The stage's worker initialiser, with the renderer's fragment shaders swapped for flat ones."""
+    from sim2real_faces.render import gl
+
+    gl.MESH_FS = FLAT_MESH_FS
+    gl.BACKGROUND_FS = FLAT_BACKGROUND_FS
+    dataset._init_worker(config)
+
+
 def breakdown(
-    params_file: Path, width: int, height: int, frames: int, identities: int, seed: int = 42
+    params_file: Path,
+    width: int,
+    height: int,
+    frames: int,
+    identities: int,
+    seed: int = 42,
+    flat: bool = False,
 ) -> dict:
-    """Mean ms per phase of one worker with one llvmpipe thread (frames that built a person left out)."""
+    """Mean ms per phase of one worker with one llvmpipe thread (frames that built a person left out).
+
+    ``flat``: with the flat fragment shaders of ``--floor`` (rasterisation without shading)."""
     import multiprocessing as mp
 
     gen, expressions, people = _setup(params_file, width, height, 1, identities, seed)
     jobs = _jobs(expressions, people, frames, seed)
+    init = _init_flat_worker if flat else dataset._init_worker
     with tempfile.TemporaryDirectory(prefix="bench-render-") as tmp:
         config = _config(gen, expressions, people, tmp, 1)  # one core's share, as each stage worker gets
-        with mp.get_context("spawn").Pool(1, initializer=dataset._init_worker, initargs=(config,)) as pool:
+        with mp.get_context("spawn").Pool(1, initializer=init, initargs=(config,)) as pool:
             times = pool.map(timed_job, jobs, chunksize=1)
     steady = [t for t in times if t["build"] < 0.05] or times  # frames that built no person
     mean = {k: 1000 * sum(t.get(k, 0.0) for t in steady) / len(steady) for k in PHASES}
@@ -152,6 +212,7 @@ def breakdown(
     return {
         "width": width,
         "height": height,
+        "shaders": "flat" if flat else "stage",
         "frames": len(steady),
         "ms": {k: round(v, 1) for k, v in mean.items()},
     }
@@ -165,6 +226,9 @@ def main() -> None:
     parser.add_argument("--workers", nargs="+", type=int, default=[1, 2])
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
     parser.add_argument("--no-breakdown", action="store_true")
+    parser.add_argument(
+        "--floor", action="store_true", help="also break a frame down with flat fragment shaders"
+    )
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
     shared_assets = Path(__file__).resolve().parents[2] / "shared" / "assets"
@@ -177,7 +241,10 @@ def main() -> None:
         for workers in args.workers:
             rows.append(bench(args.params, width, height, workers, args.frames, args.identities))
         if not args.no_breakdown:
-            splits.append(breakdown(args.params, width, height, max(12, args.frames // 2), args.identities))
+            n = max(12, args.frames // 2)
+            splits.append(breakdown(args.params, width, height, n, args.identities))
+            if args.floor:
+                splits.append(breakdown(args.params, width, height, n, args.identities, flat=True))
     load_after = os.getloadavg()[0]
     print(
         f"\ncpu cores: {os.cpu_count()}, load average (1 min) before: {load_before:.1f}, "
@@ -192,10 +259,10 @@ def main() -> None:
         )
     if splits:
         print("\nms per frame, one process with one llvmpipe thread:")
-        print(f"{'size':>10} " + " ".join(f"{k:>8}" for k in (*PHASES, "total")))
+        print(f"{'size':>10} {'shaders':>7} " + " ".join(f"{k:>8}" for k in (*PHASES, "total")))
         for s in splits:
             print(
-                f"{s['width']}x{s['height']:<5} "
+                f"{s['width']}x{s['height']:<5} {s['shaders']:>7} "
                 + " ".join(f"{s['ms'][k]:>8.1f}" for k in (*PHASES, "total"))
             )
     if args.json:
