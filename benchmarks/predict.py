@@ -44,7 +44,8 @@ def _model(name: str, models_dir: Path, untrained: bool, params: dict):
     if name == "mlp":
         from sim2real_faces.faces import feature_columns
 
-        features = feature_columns(params.get("features", {}).get("groups", ["au"]))
+        section = params.get("features", {})
+        features = feature_columns(section.get("groups", ["au"]), section.get("exclude", []))
         model = build_mlp(np.random.default_rng(0).normal(size=(8, len(features))))
         return model, "mlp", features, 0, "untrained"
     size = int(params["train"][name]["input_size"])

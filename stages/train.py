@@ -91,8 +91,9 @@ def main(argv: list[str] | None = None) -> None:
             from sim2real_faces.faces import FeatureParams, require_columns
 
             mlp_params = load_section(MlpParams, "train.mlp", params)
-            groups = load_section(FeatureParams, "features", params).groups
-            columns = require_columns(frame.columns, groups, str(FILTERED))
+            feature_params = load_section(FeatureParams, "features", params)
+            groups = feature_params.groups
+            columns = require_columns(frame.columns, groups, str(FILTERED), feature_params.exclude)
             model, metrics = train_mlp(
                 train[columns].to_numpy(float),
                 train["class"].tolist(),

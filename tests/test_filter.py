@@ -122,3 +122,29 @@ def test_feature_columns_groups():
         feature_columns(["au", "au"])
     with pytest.raises(FeatureError, match="empty"):
         feature_columns([])
+
+
+def test_feature_columns_exclude():
+    without = feature_columns(["au"], ["AU14_r", "AU20_r"])
+    assert without == [c for c in AU if c not in ("AU14_r", "AU20_r")]
+    assert len(without) == len(AU) - 2
+    # an excluded column of a group not chosen is ignored (one exclude list serves every choice)
+    assert feature_columns(["pose"], ["AU14_r"]) == ["pose_Rx", "pose_Ry", "pose_Rz"]
+    assert FeatureParams(groups=["au"], exclude=["AU01_r"]).columns() == AU[1:]
+    with pytest.raises(FeatureError, match=r"features\.exclude names \['AU14'\]"):
+        feature_columns(["au"], ["AU14"])  # a typo: no such column
+    with pytest.raises(FeatureError, match="removes every column"):
+        feature_columns(["pose"], ["pose_Rx", "pose_Ry", "pose_Rz"])
+
+
+def test_default_features_leave_out_the_aus_the_renders_cannot_show():
+    """The default MLP reads 15 AUs; the FACS table poses neither AU14 nor AU20's blendshape."""
+    from sim2real_faces.compose import load_composed
+    from sim2real_faces.faces.columns import UNPOSABLE_AU_COLUMNS
+    from sim2real_faces.humans.facs import AU_UNITS
+
+    default = load_composed(FeatureParams, "features", ())
+    assert default.exclude == UNPOSABLE_AU_COLUMNS == ["AU14_r", "AU20_r"]
+    assert "AU14" not in AU_UNITS
+    assert len(default.columns()) == len(AU) - 2
+    assert load_composed(FeatureParams, "features", ("profile=paper",)).columns() == AU

@@ -50,19 +50,34 @@ class FeatureError(ProjectError, ValueError):
     """A feature group is unknown, repeated, or its columns are missing from a table."""
 
 
+# Action units the renders cannot show (conf/features.yaml says how that was measured): no pose unit
+# of the FACS table makes a dimple, and MakeHuman's lip stretcher barely moves MediaPipe's mouthStretch.
+UNPOSABLE_AU_COLUMNS: list[str] = ["AU14_r", "AU20_r"]
+
+
 @dataclass(frozen=True)
 class FeatureParams:
-    """Params section ``features``: the column groups every feature-based model reads, in order."""
+    """Params section ``features``: the column groups every feature-based model reads, in order,
+    less the columns named in ``exclude``."""
 
     groups: list[FeatureGroup] = field(default_factory=lambda: ["au"])
+    exclude: list[str] = field(default_factory=lambda: list(UNPOSABLE_AU_COLUMNS))
+
+    def columns(self) -> list[str]:
+        """The columns a feature-based model reads: :func:`feature_columns` of these params."""
+        return feature_columns(self.groups, self.exclude)
 
 
-def feature_columns(groups: Iterable[str]) -> list[str]:
-    """The feature column names for ``groups`` (e.g. ``["au"]`` -> the study's 17 AU intensities).
+def feature_columns(groups: Iterable[str], exclude: Iterable[str] = ()) -> list[str]:
+    """The feature column names for ``groups`` (e.g. ``["au"]`` -> the study's 17 AU intensities),
+    without those in ``exclude``.
 
-    Groups keep the given order; an unknown or repeated group raises :class:`FeatureError`.
+    Groups keep the given order; an unknown or repeated group raises :class:`FeatureError`, and so
+    does an ``exclude`` entry that is no feature column of any group (a typo) or one that leaves
+    nothing to read. Excluded columns of groups not chosen are ignored, so one ``exclude`` list
+    serves every choice of groups.
     """
-    groups = list(groups)
+    groups, exclude = list(groups), list(exclude)
     if not groups:
         raise FeatureError(f"features.groups is empty; choose one or more of {list(GROUPS)}.")
     unknown = [g for g in groups if g not in GROUPS]
@@ -81,12 +96,27 @@ def feature_columns(groups: Iterable[str]) -> list[str]:
             columns.extend(BLENDSHAPE_COLUMNS)
         else:
             columns.extend(POSE_COLUMNS)
-    return columns
+    known = {*STUDY_AU_COLUMNS, *BLENDSHAPE_COLUMNS, *POSE_COLUMNS}
+    unknown_columns = [c for c in exclude if c not in known]
+    if unknown_columns:
+        raise FeatureError(
+            f"features.exclude names {unknown_columns}, which are no feature columns; use names such as "
+            f"{STUDY_AU_COLUMNS[0]!r}, {BLENDSHAPE_COLUMNS[1]!r} or {POSE_COLUMNS[0]!r}."
+        )
+    kept = [c for c in columns if c not in set(exclude)]
+    if not kept:
+        raise FeatureError(
+            f"features.exclude {exclude} removes every column of features.groups={groups}; "
+            "nothing would be left to train on."
+        )
+    return kept
 
 
-def require_columns(available: Iterable[str], groups: Iterable[str], where: str) -> list[str]:
-    """``feature_columns(groups)``, checking that a table (named by ``where``) has every one of them."""
-    columns = feature_columns(groups)
+def require_columns(
+    available: Iterable[str], groups: Iterable[str], where: str, exclude: Iterable[str] = ()
+) -> list[str]:
+    """``feature_columns(groups, exclude)``, checking that a table (named by ``where``) has every one."""
+    columns = feature_columns(groups, exclude)
     present = set(available)
     missing = [c for c in columns if c not in present]
     if missing:
