@@ -42,10 +42,10 @@ def _model(name: str, models_dir: Path, untrained: bool, params: dict):
     if not untrained:
         raise SystemExit(f"{models_dir / name / MODEL_FILE} not found: train it, or pass --untrained.")
     if name == "mlp":
-        from sim2real_faces.faces import feature_columns
+        from sim2real_faces.faces import FeatureParams
+        from sim2real_faces.params import load_section
 
-        section = params.get("features", {})
-        features = feature_columns(section.get("groups", ["au"]), section.get("exclude", []))
+        features = load_section(FeatureParams, "features", params).columns()
         model = build_mlp(np.random.default_rng(0).normal(size=(8, len(features))))
         return model, "mlp", features, 0, "untrained"
     size = int(params["train"][name]["input_size"])
