@@ -1,9 +1,9 @@
 """The expression gap: how the renders' expressions compare with real faces, per class.
 
 For each class and each face-analysis column of ``expression_gap.columns`` (MediaPipe blendshapes
-``bs_*`` or action units ``AU*_r``) the mean and spread (standard deviation, 10th and 90th
-percentiles) over the kept synthetic faces (``data/synthetic/filtered.csv`` joined with the full rows
-of ``data/synthetic/features.csv``) beside the same over the real photos' faces
+``bs_*``, action units ``AU*_r`` or landmark geometry ``geo_*``) the mean and spread (standard
+deviation, 10th and 90th percentiles) over the kept synthetic faces (``data/synthetic/filtered.csv``
+joined with the full rows of ``data/synthetic/features.csv``) beside the same over the real photos' faces
 (``data/real/features.csv``, rows with a face). Only aggregates leave this module: no image, crop or
 per-photo value of the real set.
 """
@@ -34,20 +34,25 @@ class GapParams:
     """Params section ``expression_gap`` (conf/expression_gap.yaml)."""
 
     columns: list[str]
-    """Face-analysis columns compared (``bs_<blendshape>`` or ``AU<nn>_r``)."""
+    """Face-analysis columns compared (``bs_<blendshape>``, ``AU<nn>_r`` or ``geo_<measurement>``)."""
 
 
 def validate_params(params: GapParams) -> None:
     """Raise :class:`ParamsError` naming ``expression_gap.columns`` when it is empty or malformed."""
     if not params.columns:
-        raise ParamsError("params expression_gap.columns is empty; name at least one bs_* or AU*_r column.")
+        raise ParamsError(
+            "params expression_gap.columns is empty; name at least one bs_*, AU*_r or geo_* column."
+        )
     bad = [
-        c for c in params.columns if not (c.startswith("bs_") or (c.startswith("AU") and c.endswith("_r")))
+        c
+        for c in params.columns
+        if not (c.startswith(("bs_", "geo_")) or (c.startswith("AU") and c.endswith("_r")))
     ]
     if bad:
         raise ParamsError(
-            f"params expression_gap.columns has {bad}: use MediaPipe blendshape columns (bs_<name>) "
-            "or action units (AU<nn>_r) as the features tables name them."
+            f"params expression_gap.columns has {bad}: use MediaPipe blendshape columns (bs_<name>), "
+            "action units (AU<nn>_r) or landmark geometry (geo_<measurement>) as the features tables "
+            "name them."
         )
     if len(set(params.columns)) != len(params.columns):
         raise ParamsError(f"params expression_gap.columns lists a column twice: {params.columns}.")

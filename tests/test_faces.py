@@ -28,6 +28,7 @@ from sim2real_faces.faces import (
     face_row,
     read_image,
 )
+from sim2real_faces.faces.geometry import GEOMETRY_COLUMNS, geometry_row
 
 CROP = 96
 PARAMS = FaceParams(crop_size=CROP)
@@ -84,6 +85,17 @@ def test_happy_scores_higher_lip_corner_puller_than_angry(by_class):
     assert au01["crying"] > au01["angry"], au01  # sadness raises the inner brows
 
 
+def test_geometry_of_real_photos_tells_happy_and_crying_apart(by_class):
+    """Smiles widen the mouth and raise its corners; sadness raises the inner brows above a frown's."""
+
+    def mean(column: str, cls: str) -> float:
+        return float(np.mean([faces[0].geometry[column] for _, _, faces in by_class[cls]]))
+
+    assert mean("geo_mouth_width", "happy") > mean("geo_mouth_width", "crying") + 0.05
+    assert mean("geo_corner_raise", "happy") > mean("geo_corner_raise", "crying") + 0.03
+    assert mean("geo_brow_inner_raise", "crying") > mean("geo_brow_inner_raise", "angry")
+
+
 def test_face_fields_are_complete_and_in_range(by_class):
     for items in by_class.values():
         for file, image, faces in items:
@@ -102,6 +114,8 @@ def test_face_fields_are_complete_and_in_range(by_class):
             assert all(0.0 <= v <= 1.0 for v in face.blendshapes.values())
             assert list(face.aus) == AU_COLUMNS and all(0.0 <= v <= 5.0 for v in face.aus.values())
             assert face.aus == aus_from_blendshapes(face.blendshapes)
+            assert face.geometry == geometry_row(face.landmarks, "mediapipe")
+            assert list(face.geometry) == GEOMETRY_COLUMNS and all(map(math.isfinite, face.geometry.values()))
             assert all(abs(angle) < 0.8 for angle in face.pose), (file, face.pose)  # near-frontal photos
 
 
@@ -212,9 +226,12 @@ def test_face_row_uses_openface_names(by_class):
     assert row["success"] == 1 and row["confidence"] == face.confidence
     assert POSE_COLUMNS == ["pose_Rx", "pose_Ry", "pose_Rz"]
     assert row["AU12_r"] == face.aus["AU12_r"] and row["bs_jawOpen"] == face.blendshapes["jawOpen"]
+    assert row["geo_mouth_open"] == face.geometry["geo_mouth_open"]
     empty = face_row(None, 0)
     assert list(empty) == list(row) and empty["success"] == 0 and empty["confidence"] == 0.0
-    assert all(math.isnan(empty[c]) for c in [*AU_COLUMNS, *BLENDSHAPE_COLUMNS, *POSE_COLUMNS])
+    assert all(
+        math.isnan(empty[c]) for c in [*AU_COLUMNS, *BLENDSHAPE_COLUMNS, *POSE_COLUMNS, *GEOMETRY_COLUMNS]
+    )
 
 
 def test_params_are_checked():

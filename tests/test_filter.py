@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from sim2real_faces.faces import STUDY_AU_COLUMNS, FeatureError, FeatureParams, feature_columns
+from sim2real_faces.faces.geometry import GEOMETRY_COLUMNS
 from stages.filter import FilterError, FilterParams, run_filter
 
 AU = list(STUDY_AU_COLUMNS)
@@ -138,7 +139,8 @@ def test_feature_columns_exclude():
 
 
 def test_default_features_leave_out_the_aus_the_renders_cannot_show():
-    """The default MLP reads 15 AUs; the FACS table poses neither AU14 nor AU20's blendshape."""
+    """The default MLP reads the landmark geometry; with AUs chosen it reads 15, as the FACS table poses
+    neither AU14 nor AU20's blendshape; the study's profile reads all 17."""
     from sim2real_faces.compose import load_composed
     from sim2real_faces.faces.columns import UNPOSABLE_AU_COLUMNS
     from sim2real_faces.humans.facs import AU_UNITS
@@ -146,5 +148,7 @@ def test_default_features_leave_out_the_aus_the_renders_cannot_show():
     default = load_composed(FeatureParams, "features", ())
     assert default.exclude == UNPOSABLE_AU_COLUMNS == ["AU14_r", "AU20_r"]
     assert "AU14" not in AU_UNITS
-    assert len(default.columns()) == len(AU) - 2
+    assert default.columns() == GEOMETRY_COLUMNS
+    with_aus = load_composed(FeatureParams, "features", ("features.groups=[au,geometry]",))
+    assert with_aus.columns() == [c for c in AU if c not in UNPOSABLE_AU_COLUMNS] + GEOMETRY_COLUMNS
     assert load_composed(FeatureParams, "features", ("profile=paper",)).columns() == AU

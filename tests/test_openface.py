@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 
 from sim2real_faces.faces import STUDY_AU_COLUMNS, openface
+from sim2real_faces.faces.geometry import GEOMETRY_COLUMNS
 from sim2real_faces.faces.openface import (
     Job,
     OpenFaceNotFoundError,
@@ -113,6 +114,21 @@ def test_real_openface_csv_parses_with_clean_names_and_values():
     x_cols = [f"x_{i}" for i in range(68)]
     assert rows.loc[0, "bbox_x0"] == pytest.approx(raw.loc[0, x_cols].min())
     assert rows["face"].tolist() == [0] * 100
+
+
+def test_openface_3d_landmarks_give_the_geometry_columns():
+    raw = read_openface_csv(FIXTURE)
+    rows = normalise_rows(raw, FIXTURE)
+    geometry = rows[GEOMETRY_COLUMNS]
+    assert geometry.notna().all().all()
+    # Real faces in OpenFace's millimetres come out in biocular units: plausible, pose-free sizes.
+    assert geometry["geo_mouth_width"].between(0.3, 0.8).all()
+    assert geometry["geo_nose_to_chin"].between(0.4, 1.2).all()
+    assert (geometry["geo_brow_mid_raise"] > 0).all()
+    # Without the 3D landmarks (no 3Dfp output) there is no geometry, rather than a wrong one.
+    no_3d = raw.drop(columns=[c for c in raw.columns if c[:2] in ("X_", "Y_", "Z_")])
+    rows_2d = normalise_rows(no_3d, FIXTURE)
+    assert not set(GEOMETRY_COLUMNS) & set(rows_2d.columns)
 
 
 def _face_landmark_img_csv(path: Path, n_faces: int, confidences: list[float]) -> None:

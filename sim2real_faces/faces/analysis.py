@@ -32,6 +32,8 @@ How it works (all deterministic):
    Where that square reaches past the image (tightly framed photos) the edge pixels are repeated.
 6. **Action units.** :data:`sim2real_faces.faces.aus.AU_TABLE` maps blendshapes to FACS action units
    (see there).
+7. **Geometry.** :mod:`sim2real_faces.faces.geometry` measures the 478 landmarks in a face frame
+   (mouth width and opening, brow heights, jaw drop, ...), the ``geo_*`` columns.
 """
 
 from __future__ import annotations
@@ -62,6 +64,7 @@ from sim2real_faces.faces.columns import (
     FEATURE_COLUMNS,
     POSE_COLUMNS,
 )
+from sim2real_faces.faces.geometry import geometry_row
 from sim2real_faces.faces.images import (
     DEFAULT_MAX_PIXELS,
     ImageReadError,
@@ -142,6 +145,8 @@ class Face:
     """(pitch, yaw, roll) in radians, OpenFace's convention (see module docstring)."""
     crop: np.ndarray = field(repr=False)
     aus: dict[str, float] = field(repr=False)
+    geometry: dict[str, float] = field(repr=False)
+    """Landmark geometry in the face frame (:mod:`.geometry`), ``{"geo_mouth_width": ..}``."""
 
 
 @dataclass(frozen=True)
@@ -371,11 +376,13 @@ class FaceAnalyzer:
             pose=_pose(candidate.matrix),
             crop=_aligned_crop(rgb, candidate.landmarks, self.params.crop_size, self.params.crop_margin),
             aus=aus_from_blendshapes(candidate.blendshapes),
+            geometry=geometry_row(candidate.landmarks, "mediapipe"),
         )
 
 
 def face_row(face: Face | None, index: int = 0) -> dict[str, Any]:
-    """One table row with OpenFace's column names: face, success, confidence, bbox_*, pose_R*, AU*_r, bs_*.
+    """One table row with OpenFace's column names: face, success, confidence, bbox_*, pose_R*, AU*_r, bs_*,
+    geo_*.
 
     ``face=None`` gives the row of an image with no face: success 0, confidence 0.0, NaN features.
     """
@@ -391,6 +398,7 @@ def face_row(face: Face | None, index: int = 0) -> dict[str, Any]:
     row.update(zip(POSE_COLUMNS, face.pose, strict=True))
     row.update({column: face.aus[column] for column in AU_COLUMNS})
     row.update({f"bs_{name}": face.blendshapes[name] for name in BLENDSHAPE_NAMES})
+    row.update(face.geometry)
     return row
 
 

@@ -4,7 +4,8 @@ Both backends name their columns as OpenFace does (``AU01_r``, ``pose_Rx``) plus
 MediaPipe's blendshapes, so the tables of both backends and of both domains share these lists.
 
 The study fed its MLP exactly OpenFace's 17 action-unit intensities (``AU01_r`` .. ``AU45_r``, feature
-group ``au``). MediaPipe's 52 blendshapes (``blendshapes``) and the head pose (``pose``) are options.
+group ``au``). MediaPipe's 52 blendshapes (``blendshapes``), the head pose (``pose``) and landmark
+geometry (``geometry``, ``geo_*``: distances in a face frame, :mod:`.geometry`) are options.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Literal
 
 from sim2real_faces.errors import ProjectError
 from sim2real_faces.faces.aus import AU_TABLE
+from sim2real_faces.faces.geometry import GEOMETRY_COLUMNS
 
 # The 52 outputs of face_blendshapes.tflite, in the model's order.
 BLENDSHAPE_NAMES: tuple[str, ...] = (
@@ -36,11 +38,24 @@ BLENDSHAPE_COLUMNS: list[str] = [f"bs_{name}" for name in BLENDSHAPE_NAMES]
 POSE_COLUMNS: list[str] = ["pose_Rx", "pose_Ry", "pose_Rz"]
 """OpenFace's head rotation in radians (pitch, yaw, roll)."""
 BBOX_COLUMNS: list[str] = ["bbox_x0", "bbox_y0", "bbox_x1", "bbox_y1"]
-FEATURE_COLUMNS: list[str] = ["confidence", *BBOX_COLUMNS, *POSE_COLUMNS, *AU_COLUMNS, *BLENDSHAPE_COLUMNS]
+FEATURE_COLUMNS: list[str] = [
+    "confidence",
+    *BBOX_COLUMNS,
+    *POSE_COLUMNS,
+    *AU_COLUMNS,
+    *BLENDSHAPE_COLUMNS,
+    *GEOMETRY_COLUMNS,
+]
 """Columns of :func:`.analysis.face_row` besides ``face`` and ``success``, in order."""
 
-FeatureGroup = Literal["au", "blendshapes", "pose"]
-GROUPS: tuple[str, ...] = ("au", "blendshapes", "pose")
+FeatureGroup = Literal["au", "blendshapes", "pose", "geometry"]
+GROUPS: tuple[str, ...] = ("au", "blendshapes", "pose", "geometry")
+GROUP_COLUMNS: dict[str, list[str]] = {
+    "au": list(AU_COLUMNS),
+    "blendshapes": BLENDSHAPE_COLUMNS,
+    "pose": POSE_COLUMNS,
+    "geometry": GEOMETRY_COLUMNS,
+}
 
 STUDY_AU_COLUMNS: tuple[str, ...] = tuple(AU_COLUMNS)
 """The study's features (group ``au``): OpenFace's AU intensity columns, in its order."""
@@ -60,7 +75,7 @@ class FeatureParams:
     """Params section ``features``: the column groups every feature-based model reads, in order,
     less the columns named in ``exclude``."""
 
-    groups: list[FeatureGroup] = field(default_factory=lambda: ["au"])
+    groups: list[FeatureGroup] = field(default_factory=lambda: ["geometry"])
     exclude: list[str] = field(default_factory=lambda: list(UNPOSABLE_AU_COLUMNS))
 
     def columns(self) -> list[str]:
@@ -88,15 +103,8 @@ def feature_columns(groups: Iterable[str], exclude: Iterable[str] = ()) -> list[
     repeated = sorted({g for g in groups if groups.count(g) > 1})
     if repeated:
         raise FeatureError(f"feature group(s) {repeated} repeated in features.groups {groups}.")
-    columns: list[str] = []
-    for group in groups:
-        if group == "au":
-            columns.extend(STUDY_AU_COLUMNS)
-        elif group == "blendshapes":
-            columns.extend(BLENDSHAPE_COLUMNS)
-        else:
-            columns.extend(POSE_COLUMNS)
-    known = {*STUDY_AU_COLUMNS, *BLENDSHAPE_COLUMNS, *POSE_COLUMNS}
+    columns = [column for group in groups for column in GROUP_COLUMNS[group]]
+    known = {column for group_columns in GROUP_COLUMNS.values() for column in group_columns}
     unknown_columns = [c for c in exclude if c not in known]
     if unknown_columns:
         raise FeatureError(
@@ -123,6 +131,7 @@ def require_columns(
         raise FeatureError(
             f"{where} lacks {len(missing)} feature column(s) of features.groups={list(groups)}: "
             f"{missing[:5]}{' ...' if len(missing) > 5 else ''}. The OpenFace backend gives no blendshapes "
-            "(use extract.backend=embedded for them); otherwise rerun `dvc repro extract`."
+            "(use extract.backend=embedded for them), and geometry only from its 3D landmarks (run it with "
+            "-3Dfp); otherwise rerun `dvc repro extract prepare_real`."
         )
     return columns

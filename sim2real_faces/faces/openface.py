@@ -36,6 +36,7 @@ from tqdm import tqdm
 
 from sim2real_faces.errors import ProjectError
 from sim2real_faces.faces.columns import POSE_COLUMNS
+from sim2real_faces.faces.geometry import GEOMETRY_COLUMNS, SCHEME_SIZES, geometry_features
 from sim2real_faces.io import RunErrors, run_logged
 from sim2real_faces.params import Count, PositiveInt
 
@@ -90,7 +91,7 @@ class OpenFaceParams:
     docker: str = "docker"  # container CLI (runner: docker)
     image: str = DEFAULT_IMAGE  # must be pinned by digest: name@sha256:<64 hex>
     image_bin_dir: str = DEFAULT_IMAGE_BIN_DIR  # where the image keeps the executables
-    outputs: list[Output] = field(default_factory=lambda: ["aus", "pose", "2Dfp", "simalign"])
+    outputs: list[Output] = field(default_factory=lambda: ["aus", "pose", "2Dfp", "3Dfp", "simalign"])
     sim_size: PositiveInt = (
         112  # -simsize: side of the similarity-aligned face in pixels (OpenFace's default)
     )
@@ -300,7 +301,8 @@ def read_openface_csv(path: Path) -> pd.DataFrame:
 
 def normalise_rows(raw: pd.DataFrame, source: Path) -> pd.DataFrame:
     """Keep the embedded backend's columns of an OpenFace table (face, confidence, success, pose_R*,
-    AU*_r, landmark bbox), with ``face`` as an int index."""
+    AU*_r, landmark bbox), with ``face`` as an int index; with the 3D landmarks (output ``3Dfp``:
+    ``X_i, Y_i, Z_i``, camera-frame mm) also the ``geo_*`` geometry of the 68 iBUG points."""
     out = pd.DataFrame(index=raw.index)
     if "face" in raw.columns:
         out["face"] = raw["face"].astype(int)
@@ -322,6 +324,16 @@ def normalise_rows(raw: pd.DataFrame, source: Path) -> pd.DataFrame:
         out["bbox_y0"] = raw[ys].min(axis=1)
         out["bbox_x1"] = raw[xs].max(axis=1)
         out["bbox_y1"] = raw[ys].max(axis=1)
+    n_points = SCHEME_SIZES["ibug68"]
+    xyz = [[f"{axis}_{i}" for axis in "XYZ"] for i in range(n_points)]
+    if all(c in raw.columns for point in xyz for c in point):
+        landmarks = raw[[c for point in xyz for c in point]].to_numpy(float).reshape(-1, n_points, 3)
+        found = raw["success"].astype(int).to_numpy() == 1
+        geometry = np.full((len(raw), len(GEOMETRY_COLUMNS)), np.nan)
+        if found.any():
+            geometry[found] = geometry_features(landmarks[found], "ibug68")
+        for j, column in enumerate(GEOMETRY_COLUMNS):
+            out[column] = geometry[:, j]
     if out["confidence"].isna().any():
         raise OpenFaceOutputError(f"{source}: empty confidence values; rerun OpenFace.")
     return out
