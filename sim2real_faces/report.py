@@ -19,12 +19,19 @@ from sim2real_faces.errors import ProjectError
 MARK_START = "<!-- results:start -->"
 MARK_END = "<!-- results:end -->"
 MODEL_LABELS = {
-    "mlp": "MLP on action units",
+    "mlp": "MLP",
     "mobilenetv2": "MobileNetV2",
     "vgg16": "VGG16",
     "fusion": "Fusion",
 }
 CNN_MODELS = ("mobilenetv2", "vgg16")
+# What the MLP reads (params features.groups, recorded in its train metrics as "features").
+FEATURE_GROUP_LABELS = {
+    "au": "action units",
+    "blendshapes": "blendshapes",
+    "pose": "head pose",
+    "geometry": "landmark geometry",
+}
 METHOD_LABELS = {"mean": "weighted mean", "product": "weighted geometric mean"}
 
 # The study's report, Table 4 (Table 3 repeats the MLP row): loss and accuracy on its synthetic
@@ -65,7 +72,7 @@ def model_label(model: str, train: dict[str, Any] | None = None) -> str:
     """How a model reads in tables and plots, from its train metrics when given.
 
     A CNN whose ``weights`` were not ImageNet says so (random init, or the weights file used); the
-    fusion names its inputs, method and weights.
+    MLP names its feature groups; the fusion names its inputs, method and weights.
     """
     label = MODEL_LABELS.get(model, model)
     if not train:
@@ -74,6 +81,9 @@ def model_label(model: str, train: dict[str, Any] | None = None) -> str:
         if train["weights"] is None:
             return f"{label}, random init (no ImageNet weights available)"
         return f"{label}, weights {Path(str(train['weights'])).name}"
+    if model == "mlp" and train.get("features"):
+        groups = " + ".join(FEATURE_GROUP_LABELS.get(g, g) for g in train["features"])
+        return f"{label} on {groups}"
     if model == "fusion" and train.get("components"):
         parts = " + ".join(MODEL_LABELS.get(m, m) for m in train["components"])
         weights = "/".join(f"{w:.2f}" for w in train.get("weights", []))

@@ -588,4 +588,4 @@ def test_end_to_end_split_train_evaluate_report(tiny_project, monkeypatch):
     assert summary["mlp"]["synthetic"]["accuracy"] == synthetic["accuracy"]
     readme = Path("README.md").read_text()
     assert "MobileNetV2, random init (no ImageNet weights available)" in readme
-    assert "Fusion (MLP on action units + MobileNetV2, weighted mean" in readme
+    assert "Fusion (MLP + MobileNetV2, weighted mean" in readme

@@ -60,7 +60,7 @@ def test_summary_and_records(evaluations):
 def test_results_table_has_ours_and_the_studys(evaluations):
     table = results_table(evaluations, profile="tiny")
     assert "Profile `tiny`" in table
-    assert "| MLP on action units |" in table and "| MobileNetV2 |" in table
+    assert "| MLP |" in table and "| MobileNetV2 |" in table
     assert "75.0% [" in table  # synthetic accuracy with its CI
     assert "33.3% [" in table and "50.0%" in table  # real headline, detected-only accuracy
     assert "| 3 (2) |" in table  # n (detected)
@@ -141,10 +141,9 @@ def test_labels_say_when_a_cnn_has_no_imagenet_weights_and_name_the_fusion(evalu
     assert model_label("vgg16", {"weights": None}) == "VGG16, random init (no ImageNet weights available)"
     assert model_label("mobilenetv2", {"weights": "/w/local.h5"}) == "MobileNetV2, weights local.h5"
     assert model_label("vgg16") == "VGG16"  # no train metrics: the plain name
+    assert model_label("mlp", {"features": ["au", "geometry"]}) == "MLP on action units + landmark geometry"
     fusion = {"components": ["mlp", "mobilenetv2"], "method": "mean", "weights": [0.6, 0.4]}
-    assert (
-        model_label("fusion", fusion) == "Fusion (MLP on action units + MobileNetV2, weighted mean 0.60/0.40)"
-    )
+    assert model_label("fusion", fusion) == "Fusion (MLP + MobileNetV2, weighted mean 0.60/0.40)"
     labels = model_labels(["mlp", "vgg16"], {"vgg16": {"weights": None}})
     table = results_table({"vgg16": evaluations["mlp"]}, labels=labels)
     assert "| VGG16, random init (no ImageNet weights available) |" in table
