@@ -152,3 +152,12 @@ def test_default_features_leave_out_the_aus_the_renders_cannot_show():
     with_aus = load_composed(FeatureParams, "features", ("features.groups=[au,geometry]",))
     assert with_aus.columns() == [c for c in AU if c not in UNPOSABLE_AU_COLUMNS] + GEOMETRY_COLUMNS
     assert load_composed(FeatureParams, "features", ("profile=paper",)).columns() == AU
+
+
+def test_every_feature_group_the_params_accept_has_columns():
+    import typing
+
+    from sim2real_faces.faces.columns import GROUP_COLUMNS, GROUPS, FeatureGroup
+
+    assert typing.get_args(FeatureGroup) == GROUPS == tuple(GROUP_COLUMNS)
+    assert all(GROUP_COLUMNS[group] for group in GROUPS)
